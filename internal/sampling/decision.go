@@ -1,0 +1,46 @@
+package sampling
+
+import "context"
+
+// Decision is a per-request sampling decision made outside the configured sampler, typically by a
+// per-tenant plugin. It uses the same numbering as plugins.Decision so the proxy can convert with a cast.
+type Decision uint8
+
+// Decisions a plugin can return. Any value above RecordAndSample is treated as NoOpinion.
+const (
+	// NoOpinion leaves the decision to the configured sampler.
+	NoOpinion Decision = iota
+	// Drop neither records nor samples the span, even when WithRecordUnsampled is on.
+	Drop
+	// RecordOnly records the span without setting the sampled flag.
+	RecordOnly
+	// RecordAndSample records the span and sets the sampled flag.
+	RecordAndSample
+)
+
+// AttrReason is the span attribute that says why a span was kept outside head sampling. Values used
+// across sidetrace: "plugin" (set here), "error" and "slow" (set by the proxy's export processor).
+const AttrReason = "sidetrace.sampling.reason"
+
+// ReasonPlugin is the AttrReason value for spans sampled because a plugin said so.
+const ReasonPlugin = "plugin"
+
+type decisionKey struct{}
+
+// ContextWithDecision returns a copy of ctx carrying d. Pass it to tracer.Start: every sampler built by
+// New honours it before its own logic, so a plugin decision always wins over the configured sampler.
+func ContextWithDecision(ctx context.Context, d Decision) context.Context {
+	return context.WithValue(ctx, decisionKey{}, d)
+}
+
+// decisionFromContext returns the decision stored by ContextWithDecision, or NoOpinion.
+func decisionFromContext(ctx context.Context) Decision {
+	if ctx == nil {
+		return NoOpinion
+	}
+	d, _ := ctx.Value(decisionKey{}).(Decision)
+	if d > RecordAndSample {
+		return NoOpinion
+	}
+	return d
+}
