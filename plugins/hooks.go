@@ -1,0 +1,214 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/sidetrace/sidetrace/plugins/internal/abi"
+)
+
+// OnRequest runs every plugin's request hook in chain order and records what
+// they asked for in x. It returns a non-nil error, wrapping ErrRefused and
+// naming the plugin, only when a fail-closed plugin failed: the proxy then
+// answers 503. Fail-open failures are appended to x.Errors.
+func (h *Host) OnRequest(ctx context.Context, r *Request, x *Exchange) error {
+	if h == nil {
+		return nil
+	}
+	if x.chain == nil {
+		if x.chain = h.pin(); x.chain == nil {
+			return nil
+		}
+	}
+	x.kind, x.trace = r.Kind, r.TraceID
+	for _, g := range x.chain.gens {
+		if g.hooks&abi.HookRequest == 0 {
+			continue
+		}
+		if err := g.onRequest(ctx, r, x); err != nil {
+			if err := x.fail(g, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// OnResponse runs every plugin's response hook in chain order, on the
+// generations pinned by OnRequest, then releases the pin. Errors are as for
+// OnRequest.
+func (h *Host) OnResponse(ctx context.Context, r *Response, x *Exchange) error {
+	if h == nil {
+		return nil
+	}
+	if x.chain == nil {
+		if x.chain = h.pin(); x.chain == nil {
+			return nil
+		}
+	}
+	defer x.release()
+	for _, g := range x.chain.gens {
+		if g.hooks&abi.HookResponse == 0 {
+			continue
+		}
+		if err := g.onResponse(ctx, r, x); err != nil {
+			if err := x.fail(g, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fail records a hook failure: an error to return for fail-closed plugins,
+// an entry in x.Errors for fail-open ones.
+func (x *Exchange) fail(g *generation, err error) error {
+	name := g.p.spec.Name
+	if g.p.spec.failClosed() {
+		return fmt.Errorf("%w: %s: %v", ErrRefused, name, err)
+	}
+	x.Errors = append(x.Errors, name+": "+err.Error())
+	return nil
+}
+
+// run gets an instance, encodes the view with enc, calls hook i, and hands
+// the output to apply. Failures are counted; a failed instance is discarded.
+func (g *generation) run(ctx context.Context, i int, enc func(*instance), apply func([]byte) error, setup func(*instance)) error {
+	in, err := g.pool.get(ctx)
+	if err != nil {
+		return err
+	}
+	if setup != nil {
+		setup(in)
+	}
+	g.p.calls.Add(1)
+	in.enc.reset()
+	enc(in)
+	out, err := in.hook(i)
+	if err == nil {
+		err = apply(out)
+	}
+	if err != nil && g.p.count(err) {
+		g.pool.drop(in)
+		return err
+	}
+	g.pool.put(in)
+	return err
+}
+
+func (g *generation) onRequest(ctx context.Context, r *Request, x *Exchange) error {
+	return g.run(ctx, 0, func(in *instance) {
+		e := &in.enc
+		e.u8(uint8(r.Kind))
+		e.raw(r.TraceID[:])
+		e.str(r.Method)
+		e.str(r.Scheme)
+		e.str(r.Host)
+		e.str(r.Path)
+		e.str(r.Query)
+		e.str(r.PeerAddr)
+		e.str(x.Tenant)
+		for _, name := range g.reqHdr {
+			e.strs(r.Header[name])
+		}
+	}, func(out []byte) error {
+		return applyRequest(out, x)
+	}, func(in *instance) { in.req = r })
+}
+
+func applyRequest(out []byte, x *Exchange) error {
+	n, tenant, decision := len(x.Attributes), x.Tenant, x.Decision
+	d := decoder{b: out}
+	var err error
+	for !d.done() && err == nil {
+		switch op := d.u8(); op {
+		case abi.OpSetAttr:
+			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			if d.err == nil && kv.Key == "" {
+				err = malformed("empty attribute key")
+			}
+			x.Attributes = append(x.Attributes, kv)
+		case abi.OpSetTenant:
+			x.Tenant = d.str()
+		case abi.OpDecision:
+			v := d.u8()
+			if v > abi.DecisionRecordAndSample {
+				err = malformed(fmt.Sprintf("unknown decision %d", v))
+			} else if v != abi.DecisionNoOpinion {
+				x.Decision = Decision(v)
+			}
+		case abi.OpFail:
+			msg := d.str()
+			if d.err == nil {
+				err = &callError{kind: failReported, msg: "plugin failed: " + msg}
+			}
+		default:
+			err = malformed(fmt.Sprintf("op %#x not allowed in the request hook", op))
+		}
+	}
+	if err == nil && d.err != nil {
+		err = malformed(d.err.Error())
+	}
+	if err != nil { // a failed call edits nothing
+		clear(x.Attributes[n:])
+		x.Attributes, x.Tenant, x.Decision = x.Attributes[:n], tenant, decision
+	}
+	return err
+}
+
+func (g *generation) onResponse(ctx context.Context, r *Response, x *Exchange) error {
+	return g.run(ctx, 1, func(in *instance) {
+		e := &in.enc
+		e.u8(uint8(x.kind))
+		e.raw(x.trace[:])
+		e.str(x.Tenant)
+		e.u32(uint32(r.Status))
+		e.u64(uint64(max(r.Duration, 0)))
+		for _, name := range g.respHdr {
+			e.strs(r.Header[name])
+		}
+	}, func(out []byte) error {
+		return applyResponse(out, x)
+	}, func(in *instance) { in.resp = r })
+}
+
+func applyResponse(out []byte, x *Exchange) error {
+	n, markErr, desc, keep := len(x.Attributes), x.MarkError, x.ErrorDesc, x.Keep
+	d := decoder{b: out}
+	var err error
+	for !d.done() && err == nil {
+		switch op := d.u8(); op {
+		case abi.OpSetAttr:
+			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			if d.err == nil && kv.Key == "" {
+				err = malformed("empty attribute key")
+			}
+			x.Attributes = append(x.Attributes, kv)
+		case abi.OpMarkError:
+			x.MarkError, x.ErrorDesc = true, d.str()
+		case abi.OpKeep:
+			x.Keep = true
+		case abi.OpFail:
+			msg := d.str()
+			if d.err == nil {
+				err = &callError{kind: failReported, msg: "plugin failed: " + msg}
+			}
+		default:
+			err = malformed(fmt.Sprintf("op %#x not allowed in the response hook", op))
+		}
+	}
+	if err == nil && d.err != nil {
+		err = malformed(d.err.Error())
+	}
+	if err != nil {
+		clear(x.Attributes[n:])
+		x.Attributes, x.MarkError, x.ErrorDesc, x.Keep = x.Attributes[:n], markErr, desc, keep
+	}
+	return err
+}
+
+func malformed(msg string) error {
+	return &callError{kind: failMalformed, msg: "malformed result: " + msg}
+}

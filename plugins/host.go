@@ -1,0 +1,450 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTimeout     = 5 * time.Millisecond
+	DefaultMemoryLimit = 64 << 20 // a stock Go wasip1 module starts at about 2.3 MiB
+	pageSize           = 65536
+)
+
+// Options limits and tunes the plugin host. Zero fields take the defaults.
+type Options struct {
+	// CacheDir is the wazero compilation cache directory; "" = none. The proxy
+	// reads it from SIDETRACE_PLUGIN_CACHE_DIR.
+	CacheDir string
+	// Timeout is the deadline per guest call (default DefaultTimeout). A guest
+	// that overruns it is interrupted and its instance discarded.
+	Timeout time.Duration
+	// MemoryLimit is the memory cap per instance in bytes, rounded up to 64 KiB
+	// pages (default DefaultMemoryLimit).
+	MemoryLimit uint64
+	// PoolSize bounds the instances per plugin, idle and busy together
+	// (default GOMAXPROCS). A call that finds all of them busy waits for one,
+	// at most Timeout.
+	PoolSize int
+	// Logger receives load, reload and guest log messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (o Options) memoryPages() uint32 {
+	p := (o.MemoryLimit + pageSize - 1) / pageSize
+	if p > 65536 {
+		p = 65536
+	}
+	if p == 0 {
+		p = 1
+	}
+	return uint32(p)
+}
+
+// Host runs a chain of WebAssembly plugins. It is safe for concurrent use. A
+// nil *Host is a valid, empty chain.
+type Host struct {
+	opts  Options
+	log   *slog.Logger
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+
+	plugins []*plugin
+	cur     atomic.Pointer[chain]
+
+	reloadMu sync.Mutex // serialises Reload and Close
+
+	mu    sync.Mutex // guards insts
+	insts map[*instance]struct{}
+
+	stopWatchdog context.CancelFunc
+	watchdogDone chan struct{}
+	closed       atomic.Bool
+}
+
+// plugin is one configured plugin across its generations (hot reloads).
+type plugin struct {
+	spec Spec
+	log  *slog.Logger
+
+	calls, traps, timeouts, malformed, reported atomic.Uint64
+	reloads, reloadFailures                     atomic.Uint64
+
+	// guarded by Host.reloadMu
+	loaded  fileSig // file the current generation came from
+	tried   fileSig // last file a reload attempted (to not retry a broken file every poll)
+	lastSum [32]byte
+}
+
+type fileSig struct {
+	mtime time.Time
+	size  int64
+}
+
+// chain is one snapshot of the plugins in run order. Exchanges pin it so
+// that a request's hooks all run on the same generations.
+type chain struct {
+	gens []*generation
+	refs atomic.Int64 // pins, plus one while the chain is current
+	h    *Host
+}
+
+func (h *Host) pin() *chain {
+	for {
+		c := h.cur.Load()
+		if c == nil {
+			return nil
+		}
+		n := c.refs.Load()
+		if n <= 0 { // retired and released meanwhile: the new one is in cur
+			continue
+		}
+		if c.refs.CompareAndSwap(n, n+1) {
+			return c
+		}
+	}
+}
+
+func (c *chain) unpin() {
+	if c.refs.Add(-1) == 0 {
+		for _, g := range c.gens {
+			g.unhold()
+		}
+	}
+}
+
+func newChain(h *Host, gens []*generation) *chain {
+	c := &chain{gens: gens, h: h}
+	c.refs.Store(1)
+	for _, g := range gens {
+		g.holders.Add(1)
+	}
+	return c
+}
+
+// Load compiles and validates every plugin, initialises a first instance of
+// each with its config, and returns the chain. Errors are one line prefixed
+// "plugins: NAME: ". Close the Host to release everything.
+func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
+	opts = opts.withDefaults()
+	h := &Host{opts: opts, log: opts.Logger, insts: map[*instance]struct{}{}}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true). // lets the watchdog interrupt a runaway guest
+		WithMemoryLimitPages(opts.memoryPages())
+	if opts.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugins: compilation cache %s: %w", opts.CacheDir, err)
+		}
+		h.cache = cache
+		rc = rc.WithCompilationCache(cache)
+	}
+	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	fail := func(err error) (*Host, error) {
+		h.rt.Close(ctx)
+		if h.cache != nil {
+			h.cache.Close(ctx)
+		}
+		return nil, err
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		return fail(fmt.Errorf("plugins: wasi: %w", err))
+	}
+	if err := h.instantiateHostModule(ctx); err != nil {
+		return fail(fmt.Errorf("plugins: host module: %w", err))
+	}
+	seen := map[string]bool{}
+	gens := make([]*generation, 0, len(specs))
+	for _, s := range specs {
+		if s.Failure == "" {
+			s.Failure = FailOpen
+		}
+		if seen[s.Name] {
+			return fail(fmt.Errorf("plugins: %s: duplicate name", s.Name))
+		}
+		seen[s.Name] = true
+		p := &plugin{spec: s, log: h.log.With("plugin", s.Name)}
+		g, sig, sum, err := h.loadGeneration(ctx, p)
+		if err != nil {
+			return fail(err)
+		}
+		p.loaded, p.tried, p.lastSum = sig, sig, sum
+		h.plugins = append(h.plugins, p)
+		gens = append(gens, g)
+	}
+	h.cur.Store(newChain(h, gens))
+	wctx, cancel := context.WithCancel(context.Background())
+	h.stopWatchdog, h.watchdogDone = cancel, make(chan struct{})
+	go h.watchdog(wctx)
+	return h, nil
+}
+
+// Close stops the host and releases every module and instance. Calls made
+// after Close behave as if there were no plugins.
+func (h *Host) Close(ctx context.Context) error {
+	if h == nil || h.closed.Swap(true) {
+		return nil
+	}
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	h.stopWatchdog()
+	<-h.watchdogDone
+	h.cur.Store(nil)
+	err := h.rt.Close(ctx)
+	if h.cache != nil {
+		err = errors.Join(err, h.cache.Close(ctx))
+	}
+	return err
+}
+
+// Reload recompiles the plugins whose files changed (modification time or
+// size, then content) and swaps them in atomically: exchanges already pinned
+// finish on the old generation, which is closed after the last one. A file
+// that fails to load leaves the old generation running; the error is logged
+// and returned (joined, one line per plugin).
+func (h *Host) Reload(ctx context.Context) error {
+	if h == nil || h.closed.Load() {
+		return nil
+	}
+	h.reloadMu.Lock()
+	defer h.reloadMu.Unlock()
+	if h.closed.Load() {
+		return nil
+	}
+	old := h.cur.Load()
+	gens := append([]*generation(nil), old.gens...)
+	changed := false
+	var errs []error
+	for i, p := range h.plugins {
+		sig, err := statSig(p.spec.Path)
+		if err != nil {
+			if sig != p.tried {
+				p.tried = sig
+				p.reloadFailures.Add(1)
+				err = fmt.Errorf("plugins: %s: reload: %w; keeping the running module", p.spec.Name, err)
+				p.log.Error("plugin reload failed", "err", err)
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if sig == p.loaded || sig == p.tried {
+			continue
+		}
+		p.tried = sig
+		g, sig, sum, err := h.loadGeneration(ctx, p)
+		if err != nil {
+			p.reloadFailures.Add(1)
+			err = fmt.Errorf("%w; keeping the running module", err)
+			p.log.Error("plugin reload failed", "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		p.loaded, p.tried = sig, sig
+		if sum == p.lastSum { // touched, not changed
+			g.close()
+			continue
+		}
+		p.lastSum = sum
+		p.reloads.Add(1)
+		p.log.Info("plugin reloaded", "path", p.spec.Path)
+		gens[i] = g
+		changed = true
+	}
+	if changed {
+		h.cur.Store(newChain(h, gens))
+		old.unpin() // drop the "current" reference
+	}
+	return errors.Join(errs...)
+}
+
+// Watch polls the plugin files every interval and calls Reload when one
+// changed. It returns when ctx is done.
+func (h *Host) Watch(ctx context.Context, every time.Duration) {
+	if h == nil {
+		<-ctx.Done()
+		return
+	}
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = h.Reload(ctx) // logged by Reload
+		}
+	}
+}
+
+func statSig(path string) (fileSig, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileSig{}, err
+	}
+	return fileSig{fi.ModTime(), fi.Size()}, nil
+}
+
+// Stats reports per-plugin counters, in chain order.
+type Stats struct {
+	Plugins []PluginStats
+}
+
+// Plugin returns the named plugin's stats (zero if unknown).
+func (s Stats) Plugin(name string) PluginStats {
+	for _, p := range s.Plugins {
+		if p.Name == name {
+			return p
+		}
+	}
+	return PluginStats{}
+}
+
+// PluginStats are one plugin's counters since Load, across reloads.
+type PluginStats struct {
+	Name      string
+	Calls     uint64 // guest hook calls
+	Failures  uint64 // Traps + Timeouts + Malformed + Reported
+	Traps     uint64 // the guest trapped (unreachable, out of bounds, panic, exit)
+	Timeouts  uint64 // the guest overran Options.Timeout
+	Malformed uint64 // the guest returned a result the host could not decode
+	Reported  uint64 // the guest reported a failure itself (ABI op FAIL)
+
+	Instances   int    // live instances of the current generation, idle and busy
+	Idle        int    // of which idle in the pool
+	Retired     int    // live instances of older generations still finishing requests
+	MemoryBytes uint64 // linear memory of the current generation's live instances
+
+	Reloads        uint64 // successful hot reloads
+	ReloadFailures uint64 // reloads refused (the old module kept running)
+}
+
+// Stats returns a snapshot of the per-plugin counters.
+func (h *Host) Stats() Stats {
+	if h == nil {
+		return Stats{}
+	}
+	var s Stats
+	c := h.pin()
+	idx := map[*plugin]int{}
+	for i, p := range h.plugins {
+		idx[p] = i
+		st := PluginStats{
+			Name: p.spec.Name, Calls: p.calls.Load(),
+			Traps: p.traps.Load(), Timeouts: p.timeouts.Load(), Malformed: p.malformed.Load(), Reported: p.reported.Load(),
+			Reloads: p.reloads.Load(), ReloadFailures: p.reloadFailures.Load(),
+		}
+		st.Failures = st.Traps + st.Timeouts + st.Malformed + st.Reported
+		if c != nil {
+			st.Idle = len(c.gens[i].pool.idle)
+		}
+		s.Plugins = append(s.Plugins, st)
+	}
+	h.mu.Lock()
+	for in := range h.insts {
+		st := &s.Plugins[idx[in.g.p]]
+		if c != nil && c.gens[idx[in.g.p]] == in.g {
+			st.Instances++
+			st.MemoryBytes += in.memBytes.Load()
+		} else {
+			st.Retired++
+		}
+	}
+	h.mu.Unlock()
+	if c != nil {
+		c.unpin()
+	}
+	return s
+}
+
+// watchdog interrupts guest calls that overran their deadline. One goroutine
+// per Host checking a deadline word per instance costs a call two atomic
+// stores, where a timer or a context per call would cost an allocation and,
+// in wazero, a goroutine.
+func (h *Host) watchdog(ctx context.Context) {
+	defer close(h.watchdogDone)
+	tick := h.opts.Timeout / 4
+	tick = max(tick, 250*time.Microsecond)
+	tick = min(tick, 50*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var late []*instance
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := monotime()
+		late = late[:0]
+		h.mu.Lock()
+		for in := range h.insts {
+			if d := in.deadline.Load(); d > 0 && now > d && in.deadline.CompareAndSwap(d, -1) {
+				late = append(late, in)
+			}
+		}
+		h.mu.Unlock()
+		for _, in := range late {
+			// Interrupts the running call (WithCloseOnContextDone); the caller
+			// sees the deadline word changed and discards the instance.
+			_ = in.mod.CloseWithExitCode(context.Background(), exitTimeout)
+		}
+	}
+}
+
+const exitTimeout = 0xdead
+
+var epoch = time.Now()
+
+// monotime is nanoseconds on the monotonic clock, always > 0.
+func monotime() int64 { return int64(time.Since(epoch)) + 1 }
+
+// loadGeneration compiles p's file, validates it and initialises a first
+// instance.
+func (h *Host) loadGeneration(ctx context.Context, p *plugin) (*generation, fileSig, [32]byte, error) {
+	name := p.spec.Name
+	sig, err := statSig(p.spec.Path)
+	if err != nil {
+		return nil, sig, [32]byte{}, fmt.Errorf("plugins: %s: %w", name, err)
+	}
+	bin, err := os.ReadFile(p.spec.Path)
+	if err != nil {
+		return nil, sig, [32]byte{}, fmt.Errorf("plugins: %s: %w", name, err)
+	}
+	sum := sha256.Sum256(bin)
+	g, err := h.newGeneration(ctx, p, bin)
+	if err != nil {
+		return nil, sig, sum, fmt.Errorf("plugins: %s: %w", name, err)
+	}
+	return g, sig, sum, nil
+}
