@@ -19,6 +19,15 @@ var unhex = func() (t [256]byte) {
 	return t
 }()
 
+// unhexFold is unhex accepting upper-case 'A'-'F' too.
+var unhexFold = func() (t [256]byte) {
+	t = unhex
+	for i := 0; i < 6; i++ {
+		t['A'+i] = byte(10 + i)
+	}
+	return t
+}()
+
 // decodeHex decodes the lower-case hex string s, len(s) == 2*len(dst), into dst.
 func decodeHex(dst []byte, s string) bool {
 	if len(s) != 2*len(dst) {
@@ -33,8 +42,8 @@ func decodeHex(dst []byte, s string) bool {
 	return bad&0xf0 == 0
 }
 
-// decodeHexRight decodes a lower-case hex string of 1..2*len(dst) digits into dst, right aligned (left-padded
-// with zeros), as Jaeger's variable width ids require.
+// decodeHexRight decodes a hex string of 1..2*len(dst) digits, either case, into dst, right aligned
+// (left-padded with zeros), as Jaeger's variable width ids require.
 func decodeHexRight(dst []byte, s string) bool {
 	if len(s) == 0 || len(s) > 2*len(dst) {
 		return false
@@ -42,10 +51,10 @@ func decodeHexRight(dst []byte, s string) bool {
 	clear(dst)
 	j := len(dst) - 1
 	for i := len(s); i > 0; i -= 2 {
-		lo := unhex[s[i-1]]
+		lo := unhexFold[s[i-1]]
 		hi := byte(0)
 		if i >= 2 {
-			hi = unhex[s[i-2]]
+			hi = unhexFold[s[i-2]]
 		}
 		if (hi|lo)&0xf0 != 0 {
 			return false
