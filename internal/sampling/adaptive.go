@@ -13,8 +13,9 @@ import (
 const (
 	// adaptiveWindow is the normal length of a counting window.
 	adaptiveWindow = time.Second
-	// spikeMinWindow and spikeMinCount let a window close early when traffic at least doubles
-	// (spikeFactor): after spikeMinWindow and spikeMinCount decisions, enough for a ±10% estimate.
+	// A window closes early, after spikeMinWindow, when the traffic has at least doubled or halved
+	// (spikeFactor) compared with the average, judged on at least spikeMinCount decisions (observed
+	// for a rise, expected for a fall): Poisson noise on 100 counts is 10%, far from a factor of 2.
 	spikeMinWindow = 100 * time.Millisecond
 	spikeMinCount  = 100
 	spikeFactor    = 2
@@ -56,8 +57,7 @@ func (a *adaptive) state(counted bool) *ratioState {
 	start := a.windowStart.Load()
 	elapsed := now - start
 	n := a.count.Add(1)
-	if elapsed >= int64(adaptiveWindow) || (elapsed >= int64(spikeMinWindow) && n >= spikeMinCount &&
-		float64(n)*float64(time.Second) > spikeFactor*math.Float64frombits(a.rate.Load())*float64(elapsed)) {
+	if elapsed >= int64(adaptiveWindow) || (elapsed >= int64(spikeMinWindow) && a.shifted(n, elapsed)) {
 		// One caller closes the window; the others keep the current ratio.
 		if a.windowStart.CompareAndSwap(start, now) {
 			n = a.count.Swap(0)
@@ -65,6 +65,15 @@ func (a *adaptive) state(counted bool) *ratioState {
 		}
 	}
 	return a.cur.Load()
+}
+
+// shifted reports whether n decisions in elapsed nanoseconds are a rise or a fall of at least
+// spikeFactor from the average rate.
+func (a *adaptive) shifted(n, elapsed int64) bool {
+	expected := math.Float64frombits(a.rate.Load()) * float64(elapsed) / float64(time.Second)
+	observed := float64(n)
+	return (observed >= spikeMinCount && observed > spikeFactor*expected) ||
+		(expected >= spikeMinCount && observed*spikeFactor < expected)
 }
 
 // roll folds the rate observed in the closed window into the average and updates the ratio. Only the

@@ -177,7 +177,9 @@ func sampling(t *testing.T, name string, opts ...Option) sdktrace.Sampler {
 	return nil
 }
 
-func isParentBased(name string) bool { return len(name) > len(parentBasedPrefix) && name[:len(parentBasedPrefix)] == parentBasedPrefix }
+func isParentBased(name string) bool {
+	return len(name) > len(parentBasedPrefix) && name[:len(parentBasedPrefix)] == parentBasedPrefix
+}
 
 func TestParentBased_HonoursParentSampledFlag(t *testing.T) {
 	for _, name := range Names() {
