@@ -146,12 +146,13 @@ func (hv *headerValues) scan(h http.Header, want Set) {
 	}
 }
 
-// single returns the value of a header that must appear once.
+// single returns the value of a header that must appear once, without surrounding OWS (which is not part of
+// a field value, RFC 9110 §5.5; net/http's server already trims it).
 func (hv *headerValues) single(k hdrKind) (string, bool) {
 	if len(hv.v[k]) != 1 {
 		return "", false
 	}
-	return hv.v[k][0], true
+	return trimOWS(hv.v[k][0]), true
 }
 
 // list returns the comma-joined values of a list header (tracestate, baggage), which may be split over
