@@ -18,7 +18,7 @@
   (data (i32.const 64) "hello ready")
   ;; 96: "x-request-id" (12)
   (data (i32.const 96) "x-request-id")
-  ;; 128: span-end output (31 bytes): OpDeleteAttr "wat.delete_me"; OpSetAttr "wat.seen" bool 1
+  ;; 128: span-end output (33 bytes): OpDeleteAttr "wat.delete_me"; OpSetAttr "wat.seen" bool 1
   (data (i32.const 128) "\02\0d\00\00\00wat.delete_me\01\08\00\00\00wat.seen\02\01")
 
   ;; 65536..131071: the input buffer; 2048..: the output area (up to 63 KiB).
@@ -92,5 +92,5 @@
     (call $pack (global.get $out) (i32.sub (local.get $p) (global.get $out))))
 
   (func (export "sidetrace_on_span_end") (param $len i32) (result i64)
-    (call $pack (i32.const 128) (i32.const 31)))
+    (call $pack (i32.const 128) (i32.const 33)))
 )
