@@ -129,3 +129,6 @@ func headerString(h http.Header) string {
 	}
 	return b.String()
 }
+
+// fixedRand returns a fixed-seed source for tests that need one random context.
+func fixedRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
