@@ -118,3 +118,22 @@ func TestRateLimited_ErasesParentThreshold(t *testing.T) {
 		t.Errorf("got %q; want %q", got, want)
 	}
 }
+
+func TestRateLimited_ExtremeRates(t *testing.T) {
+	clock := &fakeClock{}
+	slow := mustNew(t, "ratelimited", "1e-12", WithClock(clock.now))
+	fast := mustNew(t, "ratelimited", "1e12", WithClock(clock.now))
+	var slowN, fastN int
+	for i := range 10000 {
+		clock.set(time.Duration(i) * time.Millisecond)
+		if decide(slow, context.Background(), parentTraceID).Decision == sdktrace.RecordAndSample {
+			slowN++
+		}
+		if decide(fast, context.Background(), parentTraceID).Decision == sdktrace.RecordAndSample {
+			fastN++
+		}
+	}
+	if slowN != 1 || fastN != 10000 {
+		t.Errorf("sampled %d at 1e-12/s and %d at 1e12/s; want 1 and 10000", slowN, fastN)
+	}
+}

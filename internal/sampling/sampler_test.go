@@ -86,8 +86,8 @@ func TestTraceIDRatio_SameTraceIDSameDecisionAcrossInstances(t *testing.T) {
 }
 
 func TestTraceIDRatio_ExplicitRandomnessFromTracestate(t *testing.T) {
-	// parentTraceID's randomness is 0xce929d0e0e4736, above th:fd70a's complement only by chance, so
-	// use ratio 0.01 where the trace id alone would not be sampled.
+	// parentTraceID's randomness, 0xce929d0e0e4736, is below th:fd70a (ratio 0.01): without rv it is
+	// not sampled, so a sampled decision proves rv was used.
 	s := mustNew(t, "traceidratio", "0.01")
 	if decide(s, context.Background(), parentTraceID).Decision != sdktrace.Drop {
 		t.Fatal("precondition: parentTraceID sampled at 0.01 without rv")

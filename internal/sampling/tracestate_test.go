@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -82,5 +83,15 @@ func TestCheckedParentState_ErasesInconsistentThreshold(t *testing.T) {
 				t.Errorf("got %q; want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestWithThreshold_TooLongForTracestateErasesStaleThreshold(t *testing.T) {
+	// The ot value may not exceed 256 characters: when the new th does not fit, it is not written, and
+	// the old one must not stay behind.
+	long := "k:" + strings.Repeat("a", 249)
+	parent := mustTraceState(t, "v=1,ot=th:8;"+long)
+	if got, want := withThreshold(parent, "th:aaab", trace.TraceState{}).String(), "ot="+long+",v=1"; got != want {
+		t.Errorf("got %q; want %q", got, want)
 	}
 }
