@@ -22,7 +22,7 @@ type Propagator struct {
 func New(extract []Format, inject InjectSpec) *Propagator {
 	p := &Propagator{inject: inject}
 	for _, f := range extract {
-		if Set(f)&Set(allFormats) != Set(f) || f == 0 || p.extractSet.Has(f) {
+		if f == 0 || f&(f-1) != 0 || f&allFormats != f || p.extractSet.Has(f) { // one known format, once
 			continue
 		}
 		p.extractSet = p.extractSet.add(f)
