@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	sdk "github.com/sidetrace/sidetrace/wasm-sdk/go"
+)
+
+// config is the plugin's config; every field is optional:
+//
+//	{"keys":["enduser.id"],"patterns":{"phone":"\\+1-\\d{3}-\\d{3}-\\d{4}"},"typed":true}
+type config struct {
+	// Keys are attribute keys whose whole value is always redacted, in
+	// addition to the authorization and cookie header attributes.
+	Keys []string `json:"keys"`
+	// Patterns are extra regular expressions (RE2 syntax), by name; matches
+	// are replaced by [REDACTED:name].
+	Patterns map[string]string `json:"patterns"`
+	// Typed markers name what was redacted, "[REDACTED:email]"; false gives
+	// "[REDACTED]" (default true).
+	Typed *bool `json:"typed"`
+}
+
+type pattern struct {
+	name string
+	re   *regexp.Regexp
+}
+
+// redactor holds the compiled config.
+type redactor struct {
+	keys     map[string]string // attribute key -> marker type
+	patterns []pattern
+	typed    bool
+}
+
+// Attribute keys whose values are header values (OpenTelemetry semantic
+// conventions: http.request.header.<name>, lower-case) always redacted.
+var secretHeaders = []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"}
+
+// urlKeys are attributes holding a URL or a query string, whose secret-like
+// query parameters are redacted.
+var urlKeys = map[string]bool{"url.query": true, "url.full": true, "url.original": true, "http.url": true, "http.target": true}
+
+var (
+	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}`)
+	ssnRE    = regexp.MustCompile(`\b(\d{3})-(\d{2})-(\d{4})\b`)
+	jwtRE    = regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*`)
+	bearerRE = regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*`)
+)
+
+func defaultRedactor() *redactor {
+	r, _ := newRedactor(nil)
+	return r
+}
+
+func newRedactor(raw []byte) (*redactor, error) {
+	var c config
+	if len(bytes.TrimSpace(raw)) > 0 {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&c); err != nil {
+			return nil, fmt.Errorf("pii-redact: config: %v", err)
+		}
+	}
+	r := &redactor{keys: map[string]string{}, typed: c.Typed == nil || *c.Typed}
+	for _, h := range secretHeaders {
+		r.keys["http.request.header."+h] = "header"
+		r.keys["http.response.header."+h] = "header"
+	}
+	for _, k := range c.Keys {
+		if k == "" {
+			return nil, fmt.Errorf("pii-redact: config: keys: empty key")
+		}
+		r.keys[k] = "key"
+	}
+	names := make([]string, 0, len(c.Patterns))
+	for n := range c.Patterns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		re, err := regexp.Compile(c.Patterns[n])
+		if err != nil {
+			return nil, fmt.Errorf("pii-redact: config: patterns.%s: %v", n, err)
+		}
+		r.patterns = append(r.patterns, pattern{n, re})
+	}
+	return r, nil
+}
+
+func (r *redactor) marker(kind string) string {
+	if r.typed {
+		return "[REDACTED:" + kind + "]"
+	}
+	return "[REDACTED]"
+}
+
+// value returns the redacted value of attribute key, and whether it changed.
+func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
+	if kind, ok := r.keys[key]; ok {
+		switch v.Type() {
+		case sdk.TypeStringSlice:
+			ss := make([]string, len(v.AsStringSlice()))
+			for i := range ss {
+				ss[i] = r.marker(kind)
+			}
+			return sdk.StringSlice(ss), true
+		default:
+			return sdk.String(r.marker(kind)), true
+		}
+	}
+	switch v.Type() {
+	case sdk.TypeString, sdk.TypeOther:
+		s, changed := r.text(key, v.AsString())
+		if changed {
+			return sdk.String(s), true
+		}
+	case sdk.TypeStringSlice:
+		var out []string
+		for i, e := range v.AsStringSlice() {
+			s, changed := r.text(key, e)
+			if changed && out == nil {
+				out = append([]string(nil), v.AsStringSlice()...)
+			}
+			if out != nil {
+				out[i] = s
+			}
+		}
+		if out != nil {
+			return sdk.StringSlice(out), true
+		}
+	}
+	return v, false
+}
+
+// text redacts one string value of attribute key.
+func (r *redactor) text(key, s string) (string, bool) {
+	orig := s
+	if urlKeys[key] {
+		s = r.query(s)
+	}
+	var digits int
+	var at, dash, dot bool
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '@':
+			at = true
+		case c == '-':
+			dash = true
+		case c == '.':
+			dot = true
+		}
+	}
+	if dot && strings.Contains(s, "eyJ") {
+		s = jwtRE.ReplaceAllLiteralString(s, r.marker("jwt"))
+	}
+	if len(s) > 7 && containsFold(s, "bearer") {
+		s = bearerRE.ReplaceAllString(s, "${1} "+r.marker("bearer"))
+	}
+	if at {
+		s = emailRE.ReplaceAllLiteralString(s, r.marker("email"))
+	}
+	if digits >= 13 {
+		s = r.cards(s)
+	}
+	if dash && digits >= 9 {
+		s = ssnRE.ReplaceAllStringFunc(s, func(m string) string {
+			if validSSN(m) {
+				return r.marker("ssn")
+			}
+			return m
+		})
+	}
+	for _, p := range r.patterns {
+		s = p.re.ReplaceAllLiteralString(s, r.marker(p.name))
+	}
+	return s, s != orig
+}
+
+// validSSN rejects numbers the SSA never issues (area 000, 666, 9xx; group
+// 00; serial 0000), which are more likely other identifiers.
+func validSSN(m string) bool {
+	area, group, serial := m[0:3], m[4:6], m[7:11]
+	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
+
+// cards redacts runs of 13 to 19 digits, optionally grouped by single spaces
+// or dashes, that pass the Luhn check.
+func (r *redactor) cards(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) || (i > 0 && isAlnum(s[i-1])) {
+			i++
+			continue
+		}
+		// Extend a run of digits and single separators.
+		j, n := i, 0
+		end := i
+		for j < len(s) {
+			if isDigit(s[j]) {
+				n++
+				j++
+				end = j
+				continue
+			}
+			if (s[j] == ' ' || s[j] == '-') && j+1 < len(s) && isDigit(s[j+1]) && n < 19 {
+				j++
+				continue
+			}
+			break
+		}
+		if n >= 13 && n <= 19 && (end == len(s) || !isAlnum(s[end])) && luhn(s[i:end]) {
+			b.WriteString(s[last:i])
+			b.WriteString(r.marker("card"))
+			last = end
+		}
+		i = max(end, i+1)
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func luhn(s string) bool {
+	sum, double := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		if !isDigit(s[i]) {
+			continue
+		}
+		d := int(s[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// query redacts the values of secret-like parameters in a URL or query
+// string: names containing password, passwd, pwd, secret, token, or ending
+// in key (key, api_key, apikey).
+func (r *redactor) query(s string) string {
+	q := s
+	prefix := ""
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		prefix, q = s[:i+1], s[i+1:]
+	} else if strings.Contains(s, "://") || strings.HasPrefix(s, "/") {
+		return s // a URL without a query
+	}
+	suffix := ""
+	if i := strings.IndexByte(q, '#'); i >= 0 {
+		q, suffix = q[:i], q[i:]
+	}
+	parts := strings.Split(q, "&")
+	changed := false
+	for i, p := range parts {
+		name, _, hasValue := strings.Cut(p, "=")
+		if hasValue && secretParam(name) {
+			parts[i] = name + "=" + r.marker("param")
+			changed = true
+		}
+	}
+	if !changed {
+		return s
+	}
+	return prefix + strings.Join(parts, "&") + suffix
+}
+
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"password", "passwd", "pwd", "secret", "token"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return strings.HasSuffix(n, "key")
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
+}
