@@ -120,7 +120,7 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration, check func
 
 // httpOK returns a readiness check that GETs url and wants a 200.
 func httpOK(url string) func() error {
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	return func() error {
 		resp, err := client.Get(url)
 		if err != nil {

@@ -227,6 +227,7 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 	}
 	defer recv.stop(5 * time.Second)
 	e.rc = newReceiverClient(e.receiver)
+	defer e.rc.client.CloseIdleConnections()
 	if err := recv.waitReady(ctx, 10*time.Second, httpOK("http://"+e.receiver+"/stats")); err != nil {
 		return nil, err
 	}
