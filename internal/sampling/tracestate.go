@@ -34,28 +34,31 @@ func otSubkey(v, k string) (string, bool) {
 }
 
 // otWithThreshold returns v with its th sub-key replaced by thMember ("th:<hex>"), or removed when
-// thMember is empty. th comes first; the other sub-keys keep their order ("Preserving the order is not
-// required", tracestate-handling "Setting values").
+// thMember is empty. th comes first; the other sub-keys are kept verbatim and in order, even malformed
+// ones ("Preserving the order is not required", tracestate-handling "Setting values"). Trailing spaces
+// are trimmed: a member moved to the end may not end a W3C tracestate value with one.
 func otWithThreshold(v, thMember string) string {
 	var b strings.Builder
 	b.Grow(len(v) + len(thMember) + 1)
 	b.WriteString(thMember)
-	for len(v) > 0 {
-		m := v
-		if i := strings.IndexByte(v, otSep); i >= 0 {
-			m, v = v[:i], v[i+1:]
+	first := thMember == ""
+	for rest, done := v, v == ""; !done; {
+		m := rest
+		if i := strings.IndexByte(rest, otSep); i >= 0 {
+			m, rest = rest[:i], rest[i+1:]
 		} else {
-			v = ""
+			done = true
 		}
-		if m == "" || (len(m) > len(thKey) && m[len(thKey)] == otKVSep && m[:len(thKey)] == thKey) {
+		if len(m) > len(thKey) && m[len(thKey)] == otKVSep && m[:len(thKey)] == thKey {
 			continue
 		}
-		if b.Len() > 0 {
+		if !first {
 			b.WriteByte(otSep)
 		}
+		first = false
 		b.WriteString(m)
 	}
-	return b.String()
+	return strings.TrimRight(b.String(), " ")
 }
 
 // randomness returns the explicit rv of the ot entry when it is valid, else the trace id's randomness.

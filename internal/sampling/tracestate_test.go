@@ -27,7 +27,10 @@ func TestOTWithThreshold(t *testing.T) {
 		{"erase", "th:c;rv:0123456789abcd", "", "rv:0123456789abcd"},
 		{"erase only", "th:c", "", ""},
 		{"key with th prefix kept", "thx:1", "th:8", "th:8;thx:1"},
-		{"empty members dropped", "a:1;;b:2", "th:8", "th:8;a:1;b:2"},
+		{"empty members kept", "a:1;;b:2;", "th:8", "th:8;a:1;;b:2;"},
+		{"malformed members kept", "0   ;x", "th:8", "th:8;0   ;x"},
+		{"erase first", "th:c;a:1", "", "a:1"},
+		{"erase last", "a:1;th:c", "", "a:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := otWithThreshold(tc.in, tc.th); got != tc.want {
