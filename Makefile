@@ -1,0 +1,70 @@
+# sidetrace: `make run` starts the example service behind sidetrace; `make test` runs every test.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 3s
+HELLO_ADDR ?= 127.0.0.1:8080
+
+.PHONY: all build run test test-go test-sdk fuzz bench plugins check lint tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sidetrace ./cmd/sidetrace
+
+$(BIN)/hello: $(wildcard examples/hello/*.go)
+	$(GO) build -o $@ ./examples/hello
+
+## run: the example service on $(HELLO_ADDR) with sidetrace in front of it (inbound :15006, egress :15001,
+## admin :15000, traces in the embedded store).
+run: build $(BIN)/hello
+	@echo "sidetrace: inbound http://127.0.0.1:15006 -> example service http://$(HELLO_ADDR); admin http://127.0.0.1:15000"
+	@echo "try:  curl -i http://127.0.0.1:15006/"
+	@echo "      curl -i http://127.0.0.1:15006/fail"
+	@echo "      curl -N http://127.0.0.1:15006/events"
+	@echo "      curl -i 'http://127.0.0.1:15006/call?url=http://$(HELLO_ADDR)/slow?ms=120'   (egress hop: one trace, three spans)"
+	@echo "then: curl http://127.0.0.1:15000/debug/traces   and   curl http://127.0.0.1:15000/debug/traces/<traceId>"
+	@$(BIN)/hello -addr $(HELLO_ADDR) & hello=$$!; trap 'kill $$hello 2>/dev/null' EXIT INT TERM; \
+	HTTP_PROXY=http://127.0.0.1:15001 OTEL_SERVICE_NAME=$${OTEL_SERVICE_NAME:-hello} \
+	SIDETRACE_UPSTREAM=http://$(HELLO_ADDR) SIDETRACE_INBOUND_ADDR=$${SIDETRACE_INBOUND_ADDR:-127.0.0.1:15006} \
+	$(BIN)/sidetrace
+
+## tools: what the tests need beyond Go (wat2wasm from Debian's wabt); CI installs it through .ci/run.
+tools:
+	@command -v wat2wasm >/dev/null || { echo "wat2wasm is missing: apt-get install wabt"; exit 1; }
+
+## test: every test, with the race detector, plus a short fuzzing pass over every parser.
+test: tools test-go test-sdk fuzz
+
+test-go:
+	$(GO) test -race -count=1 ./...
+
+test-sdk:
+	cd wasm-sdk/go && $(GO) test -count=1 ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 3s), from its seed corpus.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+## bench: end-to-end figures (direct vs through sidetrace) as a table, then the hot-path micro-benchmarks.
+bench: build
+	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
+	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace
+	$(GO) test -run '^$$' -bench . -benchmem ./propagators/ ./internal/sampling/ ./plugins/
+
+## plugins: build the example WASM plugins into bin/plugins.
+plugins:
+	./plugins/build-examples.sh $(BIN)/plugins
+
+## check: formatting, vet, and a tidy go.mod; fails on a dirty diff.
+check lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+clean:
+	rm -rf $(BIN)
