@@ -142,8 +142,8 @@ func TestStore_DebugTraces(t *testing.T) {
 	}
 	for path, want := range map[string]int{
 		"/debug/traces/00000000000000000000000000000001": 404,
-		"/debug/traces/nothex":                            400,
-		"/debug/traces?min_duration=soon":                 400,
+		"/debug/traces/nothex":                           400,
+		"/debug/traces?min_duration=soon":                400,
 	} {
 		if res, _ := get(t, c, sc.URL("admin")+path, nil); res.StatusCode != want {
 			t.Errorf("%s: got %d; want %d", path, res.StatusCode, want)
