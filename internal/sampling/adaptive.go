@@ -77,7 +77,8 @@ func (a *adaptive) shifted(n, elapsed int64) bool {
 }
 
 // roll folds the rate observed in the closed window into the average and updates the ratio. Only the
-// caller that won the window swap runs it, so the read-modify-write of rate does not race.
+// caller that won the window swap runs it; two rolls could overlap only if a roll outlasted
+// spikeMinWindow, and would then at worst lose one window's update.
 func (a *adaptive) roll(observed float64) {
 	avg := math.Float64frombits(a.rate.Load())
 	if avg == 0 || observed > stepFactor*avg || observed*stepFactor < avg {
