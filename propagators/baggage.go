@@ -238,6 +238,9 @@ func extractUberctx(h http.Header) []bagMember {
 // baggageMembers merges W3C and Jaeger baggage: distinct keys, W3C order then Jaeger's; for a key in both, the
 // format earlier in the extraction order wins.
 func (e *Extracted) baggageMembers() []bagMember {
+	if e.baggage == "" {
+		return e.uberctx // distinct keys already
+	}
 	ms := w3cMembers(e.baggage)
 	for _, m := range e.uberctx {
 		ms = setMember(ms, m, e.jaegerBag)

@@ -59,6 +59,12 @@ var kindFormat = [kCount]Format{
 	kXRay:        XRay,
 }
 
+// primaryKind marks the headers Inject always writes for an injected format (the others, such as tracestate
+// or X-B3-Sampled, depend on the context and are deleted first).
+var primaryKind = [kCount]bool{
+	kTraceparent: true, kB3: true, kB3TraceID: true, kB3SpanID: true, kUberTraceID: true, kXRay: true,
+}
+
 var kindKey = [kCount]string{
 	kTraceparent: hdrTraceparent,
 	kTracestate:  hdrTracestate,

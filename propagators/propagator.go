@@ -74,6 +74,9 @@ type Extracted struct {
 	jaegerBag  bool // uberctx members take precedence over W3C ones
 }
 
+// noExtracted stands for a nil *Extracted in Inject; it is never written.
+var noExtracted Extracted
+
 // remote is one format's parse result.
 type remote struct {
 	tid      trace.TraceID
@@ -215,17 +218,23 @@ func (e *Extracted) addOther(sc trace.SpanContext) {
 func (p *Propagator) Inject(h http.Header, sc trace.SpanContext, in *Extracted) {
 	set := p.inject.Formats
 	if in == nil {
-		in = &Extracted{}
+		in = &noExtracted
 	} else if p.inject.Preserve {
 		set |= in.Present
 	}
 	same := in.SpanContext.TraceID().IsValid() && in.SpanContext.TraceID() == sc.TraceID()
 
-	// Remove every managed header; the injected ones are written again below.
+	// Remove every managed header but the canonical keys overwritten below.
+	overwritten := Set(0)
+	if sc.IsValid() {
+		overwritten = set
+	}
 	for k := range h {
-		if kind, _ := classify(k); kind != kNone {
-			delete(h, k)
+		kind, canonical := classify(k)
+		if kind == kNone || canonical && primaryKind[kind] && overwritten.Has(kindFormat[kind]) {
+			continue
 		}
+		delete(h, k)
 	}
 
 	if sc.IsValid() {
