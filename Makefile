@@ -28,9 +28,12 @@ run: build $(BIN)/hello
 	SIDETRACE_UPSTREAM=http://$(HELLO_ADDR) SIDETRACE_INBOUND_ADDR=$${SIDETRACE_INBOUND_ADDR:-127.0.0.1:15006} \
 	$(BIN)/sidetrace
 
-## tools: what the tests need beyond Go (wat2wasm from Debian's wabt); CI installs it through .ci/run.
+## tools: what the tests need beyond Go: wat2wasm (Debian's wabt). Installed with apt-get when running as root,
+## otherwise named in one line.
 tools:
-	@command -v wat2wasm >/dev/null || { echo "wat2wasm is missing: apt-get install wabt"; exit 1; }
+	@command -v wat2wasm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { echo "installing wabt (wat2wasm)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wabt >/dev/null; }; } || \
+	  { echo "wat2wasm is missing: apt-get install wabt"; exit 1; }
 
 ## test: every test, with the race detector, plus a short fuzzing pass over every parser.
 test: tools test-go test-sdk fuzz

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -164,5 +165,18 @@ func TestBinary_ServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 	if strings.Join(paths, ",") != "/fast,/slow" {
 		t.Errorf("access log paths: got %v; want /fast,/slow", paths)
+	}
+}
+
+// The README documents every variable the binary reads.
+func TestREADME_ListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars() {
+		if !strings.Contains(string(readme), "`"+v+"`") {
+			t.Errorf("README.md does not document %s", v)
+		}
 	}
 }
