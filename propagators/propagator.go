@@ -120,7 +120,7 @@ func rootOnlyParent(sc trace.SpanContext) trace.SpanContext {
 
 // Extract reads every configured format present in h, in the configured order. It never fails: a malformed
 // header is treated as absent. The first format with a context wins; other formats of a different trace go to
-// Others. Extract does not allocate for a request carrying only a traceparent.
+// Others. An X-Ray root without parent gives way to a later format of the same trace that names a parent span. Extract does not allocate for a request carrying only a traceparent.
 func (p *Propagator) Extract(h http.Header) (e Extracted) {
 	var hv headerValues
 	hv.scan(h, p.extractSet)
@@ -159,6 +159,16 @@ func (p *Propagator) Extract(h http.Header) (e Extracted) {
 			e.Format = f
 			e.SpanContext = r.spanContext()
 			e.Debug, e.Deferred, e.RootOnly = r.debug, r.deferred, r.rootOnly
+		case r.tid == e.SpanContext.TraceID() && e.RootOnly && !r.rootOnly:
+			// An X-Ray root without parent came first; a format of the same trace names the parent span.
+			// A sampling decision made by either is kept.
+			rootFlags := e.SpanContext.TraceFlags()
+			e.Format, e.SpanContext, e.RootOnly = f, r.spanContext(), false
+			if r.deferred && !e.Deferred {
+				e.SpanContext = e.SpanContext.WithTraceFlags(e.SpanContext.TraceFlags() | rootFlags&trace.FlagsSampled)
+			}
+			e.Deferred = r.deferred && e.Deferred
+			e.Debug = e.Debug || r.debug
 		case r.tid == e.SpanContext.TraceID():
 			if r.debug && !e.Debug {
 				e.Debug, e.Deferred = true, false
@@ -216,6 +226,9 @@ func (e *Extracted) addOther(sc trace.SpanContext) {
 // Baggage goes in the W3C baggage header when baggage or tracecontext is injected, and in uberctx-* headers
 // when jaeger is injected (or uberctx-* arrived and Preserve is set).
 func (p *Propagator) Inject(h http.Header, sc trace.SpanContext, in *Extracted) {
+	if h == nil {
+		return
+	}
 	set := p.inject.Formats
 	if in == nil {
 		in = &noExtracted

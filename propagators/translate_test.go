@@ -49,6 +49,11 @@ func TestTranslation(t *testing.T) {
 			inject: "tracecontext,xray",
 			want: "Traceparent: 00-" + tidHex + "-" + child + "-01\n" +
 				"X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + child + ";Sampled=1\n"},
+		{name: "xray root only first, w3c of the same trace names the parent",
+			in:      "X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Self=x\nTraceparent: 00-" + tidHex + "-" + sidHex + "-01",
+			extract: "xray,tracecontext",
+			want: "Traceparent: 00-" + tidHex + "-" + child + "-01\n" +
+				"X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + child + ";Sampled=1;Self=x\n"},
 		{name: "xray deferred decided by the proxy, extras kept",
 			in:   "X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + sidHex + ";Sampled=?;Lineage=a:1",
 			want: "Traceparent: 00-" + tidHex + "-" + child + "-01\n" +
@@ -160,5 +165,16 @@ func TestInject_InvalidSpanContext_WritesNoParent(t *testing.T) {
 	p.Inject(h, trace.SpanContext{}, nil)
 	if got := headerString(h); strings.TrimSpace(got) != "" {
 		t.Errorf("got\n%swant nothing", got)
+	}
+}
+
+func TestExtract_RootOnlyGivesWayToSameTraceParent(t *testing.T) {
+	h := http.Header{hdrXRay: {"Root=" + xrayRoot + ";Sampled=1"}, hdrB3: {tidHex + "-" + sidHex}}
+	e := extractOnly(h, XRay, B3)
+	// B3 deferred the decision, the X-Ray root made it: sampled.
+	want := view{Format: "b3", Present: "b3,xray", TraceID: tidHex, SpanID: sidHex, Flags: 1}
+	checkView(t, viewOf(e), want)
+	if got := e.ParentForSpan().SpanID().String(); got != sidHex {
+		t.Errorf("ParentForSpan: got %s; want %s", got, sidHex)
 	}
 }
