@@ -144,6 +144,12 @@ func decodeBagValue(raw string) string {
 	if err != nil {
 		return raw
 	}
+	return toValidUTF8(v)
+}
+
+// toValidUTF8 replaces each byte of an invalid UTF-8 sequence by U+FFFD, as OpenTelemetry's baggage does:
+// baggage values are UTF-8 strings whichever format carried them.
+func toValidUTF8(v string) string {
 	if utf8.ValidString(v) {
 		return v
 	}
@@ -224,7 +230,7 @@ func extractUberctx(h http.Header) []bagMember {
 		if err != nil || !validToken(key) {
 			continue
 		}
-		ms = setMember(ms, bagMember{key: key, value: v}, true)
+		ms = setMember(ms, bagMember{key: key, value: toValidUTF8(v)}, true)
 	}
 	// Map order is random: sort by key so the result is deterministic.
 	for i := 1; i < len(ms); i++ {
