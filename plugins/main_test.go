@@ -100,6 +100,15 @@ func buildExample(name, out string) error {
 	return nil
 }
 
+// goTimeout is the call deadline for tests of Go plugins: a Go guest may run
+// its garbage collector inside a call, and the race detector slows the host.
+func goTimeout() time.Duration {
+	if raceEnabled {
+		return time.Second
+	}
+	return 100 * time.Millisecond
+}
+
 // testLogger discards logs unless -v.
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -121,6 +130,9 @@ func load(t testing.TB, opts Options, specs ...Spec) *Host {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(wasmDir, "cache") // compile each Go plugin once per test binary
 	}
 	before := runtime.NumGoroutine()
 	h, err := Load(context.Background(), specs, opts)
