@@ -21,10 +21,10 @@ run: build $(BIN)/hello
 	@echo "try:  curl -i http://127.0.0.1:15006/"
 	@echo "      curl -i http://127.0.0.1:15006/fail"
 	@echo "      curl -N http://127.0.0.1:15006/events"
-	@echo "      curl -i 'http://127.0.0.1:15006/call?url=http://$(HELLO_ADDR)/slow?ms=120'   (egress hop: one trace, three spans)"
+	@echo "      curl -i 'http://127.0.0.1:15006/call?url=http://127.0.0.1:15006/slow?ms=120'   (egress hop: one trace, three spans)"
 	@echo "then: curl http://127.0.0.1:15000/debug/traces   and   curl http://127.0.0.1:15000/debug/traces/<traceId>"
-	@$(BIN)/hello -addr $(HELLO_ADDR) & hello=$$!; trap 'kill $$hello 2>/dev/null' EXIT INT TERM; \
-	HTTP_PROXY=http://127.0.0.1:15001 OTEL_SERVICE_NAME=$${OTEL_SERVICE_NAME:-hello} \
+	@HTTP_PROXY=http://127.0.0.1:15001 $(BIN)/hello -addr $(HELLO_ADDR) & hello=$$!; trap 'kill $$hello 2>/dev/null' EXIT INT TERM; \
+	OTEL_SERVICE_NAME=$${OTEL_SERVICE_NAME:-hello} \
 	SIDETRACE_UPSTREAM=http://$(HELLO_ADDR) SIDETRACE_INBOUND_ADDR=$${SIDETRACE_INBOUND_ADDR:-127.0.0.1:15006} \
 	$(BIN)/sidetrace
 

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -76,7 +77,7 @@ func handler() http.Handler {
 				req.Header.Set(h, v)
 			}
 		}
-		res, err := http.DefaultClient.Do(req) // honours HTTP_PROXY: the call crosses sidetrace's egress hop
+		res, err := egress.Do(req) // through HTTP_PROXY: the call crosses sidetrace's egress hop
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -87,6 +88,15 @@ func handler() http.Handler {
 	})
 	return mux
 }
+
+// egress sends every call through HTTP_PROXY when it is set. (http.ProxyFromEnvironment would skip the proxy
+// for loopback targets, which is all this example calls.)
+var egress = &http.Client{Transport: &http.Transport{Proxy: func(*http.Request) (*url.URL, error) {
+	if p := os.Getenv("HTTP_PROXY"); p != "" {
+		return url.Parse(p)
+	}
+	return nil, nil
+}}}
 
 func hostname() string {
 	h, _ := os.Hostname()
