@@ -59,7 +59,17 @@
 //
 // # Performance
 //
-// Extract and Inject index the header map directly with canonical keys and walk it once (to find
-// non-canonical spellings and uberctx-*), avoiding http.Header.Get/Set. Extracting a traceparent-only request
-// does not allocate; injecting it allocates the header string and its []string.
+// Extract and Inject walk the header map once each, classifying keys by length and a case-insensitive
+// compare (so non-canonical spellings and the uberctx-* family are found in the same pass), instead of
+// http.Header.Get/Set, which canonicalize on every call; on small maps one walk also beats a dozen lookups.
+// Inject writes canonical keys directly. Extracting a traceparent-only request does not allocate; injecting
+// it allocates the header string and its []string.
+//
+// # Use in the proxy
+//
+//	in := p.Extract(r.Header)                         // inbound request
+//	ctx = trace.ContextWithRemoteSpanContext(ctx, in.ParentForSpan())
+//	// start the server span from ctx, with links to in.Others; if in.Debug record it and sample;
+//	// if in.Deferred the sampler decides as for a new trace.
+//	p.Inject(out.Header, span.SpanContext(), &in)     // forwarded request (httputil.ProxyRequest.Out)
 package propagators

@@ -55,7 +55,7 @@ func TestTranslation(t *testing.T) {
 			want: "Traceparent: 00-" + tidHex + "-" + child + "-01\n" +
 				"X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + child + ";Sampled=1;Self=x\n"},
 		{name: "xray deferred decided by the proxy, extras kept",
-			in:   "X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + sidHex + ";Sampled=?;Lineage=a:1",
+			in: "X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + sidHex + ";Sampled=?;Lineage=a:1",
 			want: "Traceparent: 00-" + tidHex + "-" + child + "-01\n" +
 				"X-Amzn-Trace-Id: Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=" + child + ";Sampled=1;Lineage=a:1\n"},
 		{name: "b3 and w3c with different trace ids: w3c wins, b3 linked",

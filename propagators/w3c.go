@@ -132,6 +132,9 @@ func nextListMember(s string) (member, rest string, more bool) {
 // An invalid list (bad key or value, duplicate key) returns ok=false: the tracestate is dropped, the
 // traceparent is kept (https://www.w3.org/TR/trace-context-2/#tracestate-parsing).
 func parseTracestate(s string) (raw string, ok bool) {
+	if s == "" {
+		return "", false
+	}
 	var keys [tsMaxMembers]string
 	n := 0
 	rest := s
