@@ -1,9 +1,11 @@
 ;; faulty.wat: a plugin that misbehaves on purpose in every hook, the way its
 ;; config (a JSON number, first digit) says:
 ;;   0 ok (no edits)          1 infinite loop         2 trap (unreachable)
-;;   3 grow memory to the cap, then trap            4 result outside memory
-;;   5 truncated op list      6 unknown op           7 reports a failure (OpFail)
-;;   8 loops only on every other call (for pool refill under load)
+;;   3 grow memory until the cap refuses, then return normally
+;;   4 result outside memory  5 truncated op list    6 unknown op
+;;   7 reports a failure (OpFail)
+;;   8 loops on every second call of an instance (to watch the pool refill)
+;;   9 grow memory until the cap refuses, then trap (a guest out of memory)
 (module
   (memory (export "memory") 1)
   (global $mode (mut i32) (i32.const 0))
@@ -34,16 +36,17 @@
     (local.set $m (global.get $mode))
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
     (if (i32.eq (local.get $m) (i32.const 8))
-      (then (local.set $m (select (i32.const 1) (i32.const 0)
+      (then (local.set $m (select (i32.const 0) (i32.const 1)
                                   (i32.and (global.get $calls) (i32.const 1))))))
     (block $done
       (br_if $done (i32.eqz (local.get $m)))
       (if (i32.eq (local.get $m) (i32.const 1)) (then (loop $forever (br $forever))))
       (if (i32.eq (local.get $m) (i32.const 2)) (then unreachable))
-      (if (i32.eq (local.get $m) (i32.const 3))
+      (if (i32.or (i32.eq (local.get $m) (i32.const 3)) (i32.eq (local.get $m) (i32.const 9)))
         (then
           (loop $grow
             (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+          (br_if $done (i32.eq (local.get $m) (i32.const 3)))
           unreachable))
       (if (i32.eq (local.get $m) (i32.const 4)) (then (return (call $pack (i32.const 0x7fff0000) (i32.const 4096)))))
       (if (i32.eq (local.get $m) (i32.const 5)) (then (return (call $pack (i32.const 32) (i32.const 5)))))
