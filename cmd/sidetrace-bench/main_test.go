@@ -368,22 +368,31 @@ func TestRun_DirectAndStandInProxy(t *testing.T) {
 	t.Setenv("BENCH_QUICK", "")
 	var stdout, stderr bytes.Buffer
 	args := []string{"run", "-sidetrace", self, "-scenarios", "direct,sidetrace-off,sidetrace",
-		"-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-rates", "200", "-no-pin"}
+		"-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-max-rounds", "1", "-max-foreign", "100",
+		"-rates", "200", "-no-pin"}
 	if code := runMain(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
+	// Rows by table (closed, open) and scenario.
 	rows := map[string][]string{}
+	table := ""
 	for line := range strings.Lines(out) {
-		if cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|"); len(cells) > 5 {
+		switch {
+		case strings.HasPrefix(line, "Closed loop"):
+			table = "closed"
+		case strings.HasPrefix(line, "Open loop"):
+			table = "open"
+		case strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| scenario"):
+			cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
 			for i := range cells {
 				cells[i] = strings.TrimSpace(cells[i])
 			}
-			rows[cells[0]+" "+cells[1]] = cells
+			rows[table+" "+cells[0]] = cells
 		}
 	}
 	for _, name := range []string{"direct", "sidetrace-off", "sidetrace"} {
-		closed, open := rows[name+" 1"], rows[name+" 200"]
+		closed, open := rows["closed "+name], rows["open "+name]
 		if closed == nil || open == nil {
 			t.Fatalf("no closed- or open-loop row for %s in:\n%s", name, out)
 		}

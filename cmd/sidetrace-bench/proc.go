@@ -287,3 +287,30 @@ func processTree(pid int) ([]int, error) {
 	}
 	return tree, nil
 }
+
+// readHostCPU returns the busy and total CPU time of the machine, all CPUs, in ticks, from the
+// first line of /proc/stat: busy is everything but idle and iowait, steal included.
+func readHostCPU() (busy, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user]
+	const idle, iowait, steal = 4, 5, 8
+	if len(f) <= steal || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i := 1; i <= steal; i++ {
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += v
+		if i != idle && i != iowait {
+			busy += v
+		}
+	}
+	return busy, total, nil
+}

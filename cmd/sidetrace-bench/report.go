@@ -8,9 +8,13 @@ import (
 	"time"
 )
 
-// summary condenses a scenario's runs: medians across runs, and the spread of req/s.
+// summary condenses a scenario's runs: medians across runs, and the spread of req/s. Runs during
+// which other processes took more than the allowed share of the machine are left out, unless all were.
 type summary struct {
-	runs           int
+	runs           int     // runs the figures are from
+	dropped        int     // runs left out as disturbed
+	disturbed      bool    // every run was disturbed; the figures are from them anyway
+	foreign        float64 // largest share of the machine other processes used during the runs kept
 	rps            float64
 	rpsSpread      float64 // (max-min)/median, percent
 	p50, p99, p999 float64 // µs
@@ -24,6 +28,13 @@ type summary struct {
 	saturated      bool
 }
 
+// sampleRun is one load run with what the proxy and other processes used meanwhile.
+type sampleRun struct {
+	res     loadResult
+	cpu     time.Duration
+	foreign float64
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -32,9 +43,9 @@ func median(xs []float64) float64 {
 	slices.Sort(s)
 	if n := len(s); n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	n := len(s)
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func spread(xs []float64) float64 {
@@ -45,18 +56,26 @@ func spread(xs []float64) float64 {
 	return (slices.Max(xs) - slices.Min(xs)) / m * 100
 }
 
-// summarizeRuns condenses load results with the proxy CPU used during each.
-func summarizeRuns(rs []loadResult, cpu []time.Duration) summary {
+// summarizeRuns condenses runs, leaving out those where other processes used more than maxForeign
+// percent of the machine.
+func summarizeRuns(runs []sampleRun, maxForeign float64) summary {
 	var s summary
+	kept := slices.DeleteFunc(slices.Clone(runs), func(r sampleRun) bool { return r.foreign*100 > maxForeign })
+	if len(kept) == 0 && len(runs) > 0 {
+		kept, s.disturbed = runs, true
+	}
+	s.dropped = len(runs) - len(kept)
 	var rps, p50, p99, p999, per1k []float64
-	for i, r := range rs {
+	for _, run := range kept {
+		r := run.res
 		s.runs++
+		s.foreign = max(s.foreign, run.foreign)
 		rps = append(rps, r.RPS)
 		p50 = append(p50, r.P50us)
 		p99 = append(p99, r.P99us)
 		p999 = append(p999, r.P999us)
-		if i < len(cpu) && r.Requests > 0 && cpu[i] > 0 {
-			per1k = append(per1k, float64(cpu[i])/float64(time.Millisecond)/float64(r.Requests)*1000)
+		if r.Requests > 0 && run.cpu > 0 {
+			per1k = append(per1k, float64(run.cpu)/float64(time.Millisecond)/float64(r.Requests)*1000)
 		}
 		s.errors += r.Errors + r.Dropped
 		s.requests += r.Requests
@@ -72,14 +91,12 @@ func summarizeRuns(rs []loadResult, cpu []time.Duration) summary {
 }
 
 // summarize condenses the closed-loop runs of a scenario.
-func summarize(ms []measurement) summary {
-	rs := make([]loadResult, len(ms))
-	cpu := make([]time.Duration, len(ms))
-	var s summary
+func summarize(ms []measurement, maxForeign float64) summary {
+	runs := make([]sampleRun, len(ms))
 	for i, m := range ms {
-		rs[i], cpu[i] = m.Closed, m.CPU
+		runs[i] = sampleRun{m.Closed, m.CPU, m.Foreign}
 	}
-	s = summarizeRuns(rs, cpu)
+	s := summarizeRuns(runs, maxForeign)
 	for _, m := range ms {
 		s.peakRSSMiB = max(s.peakRSSMiB, float64(m.HWMKiB)/1024)
 		s.exports += m.Export.Requests
@@ -90,16 +107,25 @@ func summarize(ms []measurement) summary {
 }
 
 // summarizeOpen condenses the open-loop runs at the i-th rate.
-func summarizeOpen(ms []measurement, i int) summary {
-	var rs []loadResult
-	var cpu []time.Duration
+func summarizeOpen(ms []measurement, i int, maxForeign float64) summary {
+	var runs []sampleRun
 	for _, m := range ms {
 		if i < len(m.Open) {
-			rs = append(rs, m.Open[i])
-			cpu = append(cpu, m.OpenCPU[i])
+			runs = append(runs, sampleRun{m.Open[i], m.OpenCPU[i], m.OpenForeign[i]})
 		}
 	}
-	return summarizeRuns(rs, cpu)
+	return summarizeRuns(runs, maxForeign)
+}
+
+// runsCell says how many runs the figures are from, and how many were left out.
+func runsCell(s summary) string {
+	c := fmt.Sprint(s.runs)
+	if s.disturbed {
+		c += " (all disturbed)"
+	} else if s.dropped > 0 {
+		c += fmt.Sprintf(" (+%d dropped)", s.dropped)
+	}
+	return c
 }
 
 func dash(ok bool, s string) string {
@@ -125,7 +151,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		if !ok {
 			return summary{}, false
 		}
-		return summarize(ms), true
+		return summarize(ms, cfg.MaxForeign), true
 	}
 
 	fmt.Fprintf(&b, "Closed loop: %d connections, HTTP/1.1 keep-alive (h2c where named), %s GET responses on loopback.\n\n",
@@ -133,14 +159,14 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	b.WriteString("| scenario | runs | req/s | spread | p50 | p99 | p99.9 | proxy CPU ms / 1000 req | proxy peak RSS MB | req/s vs direct |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, sc := range ran {
-		s := summarize(r.Results[sc.name])
+		s := summarize(r.Results[sc.name], cfg.MaxForeign)
 		hasProxy := s.cpuPer1k > 0 || s.peakRSSMiB > 0
 		ratio := "–"
 		if base, ok := baseline(sc); ok && base.rps > 0 {
 			ratio = fmt.Sprintf("%.2f", s.rps/base.rps)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f%% | %s | %s | %s | %s | %s | %s |\n",
-			sc.name, s.runs, s.rps, s.rpsSpread, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999),
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f%% | %s | %s | %s | %s | %s | %s |\n",
+			sc.name, runsCell(s), s.rps, s.rpsSpread, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999),
 			dash(hasProxy, fmt.Sprintf("%.1f", s.cpuPer1k)), dash(hasProxy, fmt.Sprintf("%.1f", s.peakRSSMiB)), ratio)
 	}
 
@@ -150,15 +176,15 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for i, rate := range cfg.Rates {
 			for _, sc := range ran {
-				s := summarizeOpen(r.Results[sc.name], i)
+				s := summarizeOpen(r.Results[sc.name], i, cfg.MaxForeign)
 				added := "–"
 				if sc.baseline != sc.name {
 					if ms, ok := r.Results[sc.baseline]; ok {
-						added = fmtSignedUs(s.p99 - summarizeOpen(ms, i).p99)
+						added = fmtSignedUs(s.p99 - summarizeOpen(ms, i, cfg.MaxForeign).p99)
 					}
 				}
-				fmt.Fprintf(&b, "| %s | %.0f | %d | %.0f | %s | %s | %s | %s | %s |\n",
-					sc.name, rate, s.runs, s.rps, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999), added,
+				fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |\n",
+					sc.name, rate, runsCell(s), s.rps, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999), added,
 					dash(s.cpuPer1k > 0, fmt.Sprintf("%.1f", s.cpuPer1k)))
 			}
 		}
@@ -174,13 +200,27 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "Each run %s after a %s warm-up; %d interleaved round(s); figures are medians over the runs, spread is (max−min)/median of req/s; proxy CPU is user+system time from /proc/PID/stat, peak RSS is VmHWM.",
 		cfg.Duration, cfg.Warmup, r.Rounds)
+	var foreign float64
+	disturbed := false
+	for _, ms := range r.Results {
+		s := summarize(ms, cfg.MaxForeign)
+		foreign, disturbed = max(foreign, s.foreign), disturbed || s.disturbed
+		for i := range cfg.Rates {
+			o := summarizeOpen(ms, i, cfg.MaxForeign)
+			foreign, disturbed = max(foreign, o.foreign), disturbed || o.disturbed
+		}
+	}
+	fmt.Fprintf(&b, " Other processes used at most %.0f%% of the machine's CPU during the runs kept (runs above %g%% are dropped).", foreign*100, cfg.MaxForeign)
+	if disturbed {
+		b.WriteString(" **Warning: the machine was busy during every run of some rows (\"all disturbed\"); do not publish these figures.**")
+	}
 	if cfg.Quick {
 		b.WriteString(" BENCH_QUICK=1: smoke run, not for publishing.")
 	}
 	b.WriteString("\n\n")
 	for _, sc := range ran {
 		fmt.Fprintf(&b, "- %s: %s", sc.name, sc.about)
-		s := summarize(r.Results[sc.name])
+		s := summarize(r.Results[sc.name], cfg.MaxForeign)
 		if s.exports > 0 || strings.Contains(sc.about, "always_on") {
 			fmt.Fprintf(&b, "; receiver got %d spans in %d exports for %d requests", s.spans, s.exports, s.requests)
 			if s.exportErrors > 0 {
@@ -191,10 +231,10 @@ func (r *report) writeMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "; %d errors, first: %s", s.errors, s.firstErr)
 		}
 		for i := range cfg.Rates {
-			if o := summarizeOpen(r.Results[sc.name], i); o.errors > 0 || o.saturated {
+			if o := summarizeOpen(r.Results[sc.name], i, cfg.MaxForeign); o.errors > 0 || o.saturated {
 				fmt.Fprintf(&b, "; at %.0f req/s: %d errors or drops", cfg.Rates[i], o.errors)
 				if o.saturated {
-					b.WriteString(", every connection was busy at some point")
+					b.WriteString(", requests waited for a free connection (raise -open-c)")
 				}
 			}
 		}

@@ -32,6 +32,7 @@ type runConfig struct {
 	Rounds       int           // at least this many rounds
 	MaxRounds    int           // at most this many, while req/s spread stays above Spread
 	Spread       float64       // percent
+	MaxForeign   float64       // percent of the machine other processes may use during a kept run
 	Rates        []float64     // open-loop rates; none for closed loop only
 	Size         int           // response body bytes
 	ProxyCPUs    string        // taskset list for the proxy under test
@@ -55,8 +56,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.Duration, "d", 5*time.Second, "duration of each measured run")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before measuring each scenario")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each runs every scenario once, interleaved")
-	fs.IntVar(&cfg.MaxRounds, "max-rounds", 5, "keep adding rounds up to this many while the req/s spread of a scenario is above -spread")
+	fs.IntVar(&cfg.MaxRounds, "max-rounds", 5, "keep adding rounds up to this many while a scenario's req/s spread is above -spread or it lacks undisturbed runs")
 	fs.Float64Var(&cfg.Spread, "spread", 5, "target spread of req/s across rounds, in percent of the median")
+	fs.Float64Var(&cfg.MaxForeign, "max-foreign", 10, "leave out runs during which other processes used more than this percentage of the machine's CPU (and add rounds for them)")
 	rates := fs.String("rates", "", "open-loop rates in req/s, comma-separated (e.g. 1000,5000); empty: closed loop only")
 	fs.IntVar(&cfg.Size, "size", 1024, "response body bytes")
 	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "0", "CPUs for the proxy under test (taskset -c)")
@@ -136,6 +138,10 @@ type measurement struct {
 	OpenCPU []time.Duration `json:"open_cpu_ns,omitempty"` // proxy CPU during each open-loop run
 	HWMKiB  uint64          `json:"peak_rss_kib,omitempty"`
 	Export  receiverStats   `json:"export"` // what the receiver got during the closed-loop run
+	// Share of the machine's CPU time that went to other processes during the closed-loop run
+	// and during each open-loop run.
+	Foreign     float64   `json:"foreign_cpu"`
+	OpenForeign []float64 `json:"open_foreign_cpu,omitempty"`
 }
 
 // report holds every measurement of a run of the driver.
@@ -150,12 +156,13 @@ type report struct {
 
 // env is what the scenarios share within one run of the driver.
 type env struct {
-	cfg      runConfig
-	self     string // this binary, to start the other roles
-	upstream string // host:port
-	receiver string // host:port
-	rc       *receiverClient
-	tmp      string
+	cfg                      runConfig
+	self                     string // this binary, to start the other roles
+	upstream                 string // host:port
+	receiver                 string // host:port
+	upstreamPid, receiverPid int
+	rc                       *receiverClient
+	tmp                      string
 }
 
 // pinned prefixes argv with taskset when pinning is on.
@@ -215,6 +222,7 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 		return nil, err
 	}
 	defer up.stop(5 * time.Second)
+	e.upstreamPid = up.pid()
 	if err := up.waitReady(ctx, 10*time.Second, tcpOpen(e.upstream)); err != nil {
 		return nil, err
 	}
@@ -226,6 +234,7 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 		return nil, err
 	}
 	defer recv.stop(5 * time.Second)
+	e.receiverPid = recv.pid()
 	e.rc = newReceiverClient(e.receiver)
 	defer e.rc.client.CloseIdleConnections()
 	if err := recv.waitReady(ctx, 10*time.Second, httpOK("http://"+e.receiver+"/stats")); err != nil {
@@ -233,7 +242,7 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 	}
 
 	for round := 1; round <= cfg.MaxRounds; round++ {
-		if round > cfg.Rounds && rep.stable(cfg.Spread) {
+		if round > cfg.Rounds && rep.stable() {
 			break
 		}
 		for _, sc := range scs {
@@ -241,9 +250,9 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", round, sc.name, err)
 			}
-			fmt.Fprintf(progress, "round %d/%d %-16s %s\n", round, cfg.Rounds, sc.name, m.Closed)
-			for _, o := range m.Open {
-				fmt.Fprintf(progress, "round %d/%d %-16s %s\n", round, cfg.Rounds, sc.name, o)
+			fmt.Fprintf(progress, "round %d %-16s %s; other processes %.0f%% CPU\n", round, sc.name, m.Closed, m.Foreign*100)
+			for i, o := range m.Open {
+				fmt.Fprintf(progress, "round %d %-16s %s; other processes %.0f%% CPU\n", round, sc.name, o, m.OpenForeign[i]*100)
 			}
 			rep.Results[sc.name] = append(rep.Results[sc.name], m)
 		}
@@ -267,41 +276,37 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 	}
 	closedArgs := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.Conc))
 	if e.cfg.Warmup > 0 {
-		if _, err := runLoadChild(ctx, e, append(slices.Clone(closedArgs), "-d", e.cfg.Warmup.String())); err != nil {
+		if _, _, err := runLoadChild(ctx, e, append(slices.Clone(closedArgs), "-d", e.cfg.Warmup.String())); err != nil {
 			return m, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	// sample runs a load and returns what the proxy used meanwhile.
-	sample := func(args []string) (loadResult, time.Duration, error) {
-		var before procUsage
-		if t.proc != nil {
-			if before, err = readProcUsage(t.proc.pid()); err != nil {
-				return loadResult{}, 0, err
-			}
-		}
-		res, err := runLoadChild(ctx, e, args)
+	// sample runs a load and returns what the proxy used meanwhile, and how much of the machine
+	// went to processes that are not part of the benchmark.
+	sample := func(args []string) (res loadResult, proxyCPU time.Duration, foreign float64, err error) {
+		before, err := e.usage(t.proc)
 		if err != nil {
-			return res, 0, err
+			return res, 0, 0, err
 		}
-		if t.proc == nil {
-			return res, 0, nil
-		}
-		if t.proc.exited() {
-			return res, 0, t.proc.failure()
-		}
-		after, err := readProcUsage(t.proc.pid())
+		res, loadCPU, err := runLoadChild(ctx, e, args)
 		if err != nil {
-			return res, 0, err
+			return res, 0, 0, err
 		}
-		m.HWMKiB = max(m.HWMKiB, after.HWMKiB)
-		return res, ticksToDuration(after.CPUTicks - before.CPUTicks), nil
+		if t.proc != nil && t.proc.exited() {
+			return res, 0, 0, t.proc.failure()
+		}
+		after, err := e.usage(t.proc)
+		if err != nil {
+			return res, 0, 0, err
+		}
+		m.HWMKiB = max(m.HWMKiB, after.proxy.HWMKiB)
+		return res, ticksToDuration(after.proxy.CPUTicks - before.proxy.CPUTicks), after.foreignSince(before, loadCPU), nil
 	}
 
 	exportBefore, err := e.rc.stats()
 	if err != nil {
 		return m, err
 	}
-	if m.Closed, m.CPU, err = sample(append(closedArgs, "-d", e.cfg.Duration.String())); err != nil {
+	if m.Closed, m.CPU, m.Foreign, err = sample(append(closedArgs, "-d", e.cfg.Duration.String())); err != nil {
 		return m, err
 	}
 	exportAfter, err := e.rc.stats()
@@ -317,38 +322,81 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 	for _, rate := range e.cfg.Rates {
 		args := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.OpenConc),
 			"-rate", strconv.FormatFloat(rate, 'f', -1, 64), "-d", e.cfg.Duration.String())
-		res, cpu, err := sample(args)
+		res, cpu, foreign, err := sample(args)
 		if err != nil {
 			return m, err
 		}
 		m.Open = append(m.Open, res)
 		m.OpenCPU = append(m.OpenCPU, cpu)
+		m.OpenForeign = append(m.OpenForeign, foreign)
 	}
 	return m, nil
 }
 
+// usageSnapshot is the CPU time used so far by the machine and by the benchmark's own processes.
+type usageSnapshot struct {
+	hostBusy, hostTotal uint64    // ticks, all CPUs, from /proc/stat
+	ours                uint64    // ticks of the driver, upstream, receiver and proxy
+	proxy               procUsage // the proxy under test, zero without one
+}
+
+func (e *env) usage(proxy *child) (usageSnapshot, error) {
+	var s usageSnapshot
+	var err error
+	if s.hostBusy, s.hostTotal, err = readHostCPU(); err != nil {
+		return s, err
+	}
+	for _, pid := range []int{os.Getpid(), e.upstreamPid, e.receiverPid} {
+		if u, err := readProcUsage(pid); err == nil {
+			s.ours += u.CPUTicks
+		}
+	}
+	if proxy != nil {
+		if s.proxy, err = readProcUsage(proxy.pid()); err != nil {
+			return s, err
+		}
+		s.ours += s.proxy.CPUTicks
+	}
+	return s, nil
+}
+
+// foreignSince returns the share of the machine's CPU time since before that went to anything other
+// than the benchmark's processes (and loadCPU, the load child's): other work on a shared host, or
+// time stolen by the hypervisor. Figures measured while it is high are not to be trusted.
+func (s usageSnapshot) foreignSince(before usageSnapshot, loadCPU time.Duration) float64 {
+	total := float64(s.hostTotal - before.hostTotal)
+	if total <= 0 {
+		return 0
+	}
+	ours := float64(s.ours-before.ours) + loadCPU.Seconds()*userHZ
+	return max(0, float64(s.hostBusy-before.hostBusy)-ours) / total
+}
+
 // runLoadChild runs "sidetrace-bench load" pinned to the load CPUs and returns its result.
-func runLoadChild(ctx context.Context, e *env, args []string) (loadResult, error) {
+// It also returns the CPU time the load child used.
+func runLoadChild(ctx context.Context, e *env, args []string) (loadResult, time.Duration, error) {
 	var out bytes.Buffer
 	argv := e.pinned(e.cfg.LoadCPUs, append([]string{e.self, "load", "-json"}, args...)...)
 	c, err := startChild("load", argv, selfEnv, &out)
 	if err != nil {
-		return loadResult{}, err
+		return loadResult{}, 0, err
 	}
 	if err := c.wait(ctx); err != nil {
-		return loadResult{}, err
+		return loadResult{}, 0, err
 	}
+	cpu := c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
 	var res loadResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return res, fmt.Errorf("load: reading its result %q: %w", out.String(), err)
+		return res, cpu, fmt.Errorf("load: reading its result %q: %w", out.String(), err)
 	}
-	return res, nil
+	return res, cpu, nil
 }
 
-// stable reports whether every scenario's closed-loop req/s spread is within spread percent.
-func (r *report) stable(spread float64) bool {
+// stable reports whether every scenario has the rounds asked for, undisturbed by other processes,
+// with a closed-loop req/s spread within the target.
+func (r *report) stable() bool {
 	for _, ms := range r.Results {
-		if s := summarize(ms); s.rpsSpread > spread {
+		if s := summarize(ms, r.Config.MaxForeign); s.disturbed || s.runs < r.Config.Rounds || s.rpsSpread > r.Config.Spread {
 			return false
 		}
 	}
