@@ -94,7 +94,7 @@ func TestFaulty_FailClosed_Refuses(t *testing.T) {
 }
 
 func TestFaulty_MemoryCapHolds(t *testing.T) {
-	h := load(t, Options{MemoryLimit: 1 << 20}, faultySpec(modeGrow, FailOpen))
+	h := load(t, Options{MemoryLimit: 1 << 20, Timeout: time.Second}, faultySpec(modeGrow, FailOpen))
 	var x Exchange
 	if err := h.OnRequest(context.Background(), &Request{}, &x); err != nil || len(x.Errors) != 0 {
 		t.Fatalf("OnRequest: %v, %q", err, x.Errors)
