@@ -50,7 +50,8 @@
 //     including "@", which OpenTelemetry-Go's trace.ParseTraceState (Level 1 grammar) predates. The raw header
 //     is validated and kept; SpanContext.TraceState() holds the members OpenTelemetry's type accepts. An invalid
 //     tracestate (bad key or value, duplicate key) is dropped, the traceparent kept. A list of more than 32
-//     members is truncated to its first 32 (Level 2 §tracestate-limits allows truncation from the end).
+//     members is truncated to its first 32, removing entries from the end as Level 2 §tracestate-limits
+//     prescribes for truncation (the W3C test suite discards such a list instead).
 //   - baggage: invalid list-members are dropped, the others kept; more than 180 members or 8192 bytes are cut
 //     by whole members from the end. Jaeger uberctx-* keys are lower-cased (header names are
 //     case-insensitive) and their values URL-decoded as Jaeger clients encode them.

@@ -60,7 +60,8 @@ type Extracted struct {
 	// RootOnly is set for an X-Ray header with Root but no Parent (what AWS load balancers send).
 	RootOnly bool
 	// Others holds the contexts of the other present formats whose trace id differs from SpanContext's, in
-	// extraction order, for span links.
+	// extraction order, for span links (an X-Ray root without parent appears with its synthesized parent span
+	// id, see ParentForSpan). Nil when there are none.
 	Others []trace.SpanContext
 
 	tracestate string // validated raw W3C tracestate belonging to SpanContext's trace ("" if none)

@@ -128,7 +128,9 @@ func nextListMember(s string) (member, rest string, more bool) {
 
 // parseTracestate validates a combined tracestate value with the Level 2 grammar and returns the value to
 // propagate: the header as received, or, when it has more than 32 list-members, its prefix holding the first
-// 32 (the list "can be truncated from the end", https://www.w3.org/TR/trace-context-2/#tracestate-limits).
+// 32: entries are removed starting from the end, as https://www.w3.org/TR/trace-context-2/#tracestate-limits
+// prescribes when a vendor truncates. (The W3C test suite's test_tracestate_member_count_limit discards such a
+// list instead; truncating keeps the first vendors' state, which is what the limit protects.)
 // An invalid list (bad key or value, duplicate key) returns ok=false: the tracestate is dropped, the
 // traceparent is kept (https://www.w3.org/TR/trace-context-2/#tracestate-parsing).
 func parseTracestate(s string) (raw string, ok bool) {

@@ -28,6 +28,7 @@ var traceparentVectors = []struct {
 	{"version 00 trailing field", "00-" + tidHex + "-" + sidHex + "-01-extra", false, 0},
 	{"version 00 trailing char", "00-" + tidHex + "-" + sidHex + "-01x", false, 0},
 	{"future version trailing char", "01-" + tidHex + "-" + sidHex + "-01x", false, 0},
+	{"future version dot instead of dash", "cc-" + tidHex + "-" + sidHex + "-01.what-the-future-will-not-be-like", false, 0},
 	{"upper-case version", "0A-" + tidHex + "-" + sidHex + "-01", false, 0},
 	{"upper-case trace id", "00-" + strings.ToUpper(tidHex) + "-" + sidHex + "-01", false, 0},
 	{"upper-case span id", "00-" + tidHex + "-00F067AA0BA902B7-01", false, 0},
@@ -58,6 +59,18 @@ func TestTraceparent_SpecVectors(t *testing.T) {
 				want = view{Format: "tracecontext", Present: "tracecontext", TraceID: tidHex, SpanID: sidHex, Flags: tc.flags}
 			}
 			checkView(t, viewOf(e), want)
+		})
+	}
+}
+
+// TestTraceparent_HeaderNameCase: header names are case-insensitive (W3C test suite test_traceparent_header_name).
+func TestTraceparent_HeaderNameCase(t *testing.T) {
+	for _, name := range []string{"traceparent", "TRACEPARENT", "TraceParent"} {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{name: {"00-" + tidHex + "-" + sidHex + "-01"}, "TraceState": {"foo=1"}}
+			want := view{Format: "tracecontext", Present: "tracecontext", TraceID: tidHex, SpanID: sidHex, Flags: 1,
+				Tracestate: "foo=1", OTelTS: "foo=1"}
+			checkView(t, viewOf(extractOnly(h, TraceContext)), want)
 		})
 	}
 }
@@ -102,7 +115,9 @@ var tracestateVectors = []struct {
 	{"duplicate key", []string{"foo=1,bar=2,foo=3"}, "", ""},
 	{"only empty members", []string{" , "}, "", ""},
 	{"32 members", []string{members(32)}, members(32), members(32)},
-	// More than 32 list-members: the list is truncated to its first 32 (Level 2 §tracestate-limits).
+	// More than 32 list-members: the list is truncated to its first 32, removing entries from the end as
+	// Level 2 §tracestate-limits prescribes for truncation (the W3C test suite's
+	// test_tracestate_member_count_limit discards such a list instead; both keep the traceparent).
 	{"33 members truncated", []string{members(33)}, members(32), members(32)},
 	{"33 members with ows truncated", []string{members(32) + " , m32=x"}, members(32), members(32)},
 }
