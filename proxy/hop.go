@@ -83,6 +83,7 @@ func (p *Proxy) newHop(kind trace.SpanKind, target *url.URL, prop *propagators.P
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(p.opts.Logger.Handler(), slog.LevelDebug),
+		BufferPool:     &p.buffers,
 	}
 	return h
 }

@@ -48,6 +48,7 @@ type Options struct {
 type Proxy struct {
 	opts      Options
 	transport *transport
+	buffers   bufferPool
 	stats     Stats
 
 	// hardStop ends hijacked connections (WebSocket, CONNECT) that outlive a drain.

@@ -2,7 +2,21 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
 )
+
+// bufferPool recycles the buffers ReverseProxy copies bodies through; without it every request allocates
+// 32 KiB.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // responseWriter records the status and the body bytes sent. http.ResponseController reaches the underlying
 // writer's Hijack, Flush and deadlines through Unwrap.
