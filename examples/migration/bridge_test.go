@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -356,4 +361,147 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// The command as a user runs it: built, started, called at the entry it prints; the trace is in the three
+// embedded stores, and SIGINT stops it with status 0.
+func TestCommand_RunCurlFindTraceInStores_StopsOnSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	bin := filepath.Join(t.TempDir(), "migration")
+	if out, err := exec.Command(goTool(), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-q")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	var printed syncBuffer
+	go func() {
+		io.Copy(&printed, stdout)
+		exited <- cmd.Wait()
+	}()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", printed.String(), stderr.String())
+		}
+	})
+
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(printed.String(), "Ctrl-C stops.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the command did not print its entry within %v", wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := printed.String()
+	entry := regexp.MustCompile(`entry \(orders' sidecar\): (http://\S+)/`).FindStringSubmatch(out)
+	stores := regexp.MustCompile(`curl (http://\S+)/debug/traces/<traceId>   # (\w+)`).FindAllStringSubmatch(out, -1)
+	if entry == nil || len(stores) != 3 {
+		t.Fatalf("want the entry and three stores in the output:\n%s", out)
+	}
+
+	c := &http.Client{Transport: &http.Transport{}, Timeout: wait}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, entry[1]+"/order", nil)
+	body := (&fleet{client: c}).get(t, req)
+	m := regexp.MustCompile(`^orders\s+read b3multi\s+trace=([0-9a-f]{32}) `).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("answer: no trace id in\n%s", body)
+	}
+	traceID := m[1]
+
+	// Each store has its sidecar's spans; together they are the chain.
+	var spans []otlptest.Span
+	for _, s := range stores {
+		want := 2
+		if s[2] == "ledger" {
+			want = 1
+		}
+		got := storedSpans(t, c, s[1]+"/debug/traces/"+traceID, want)
+		for _, sp := range got {
+			if sp.Service != s[2] {
+				t.Errorf("%s's store has a span of %s", s[2], sp.Service)
+			}
+		}
+		spans = append(spans, got...)
+	}
+	if got, want := chainOf(spans, ""), fmt.Sprintf(wantChain, "(none: a new trace)"); got != want {
+		t.Errorf("parentage across the stores:\ngot:\n%s\nwant:\n%s%s", got, want, otlptest.Summary(spans))
+	}
+
+	stopped = true
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGINT: %v; want exit status 0", err)
+		}
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("still running %v after SIGINT", wait)
+	}
+}
+
+// storedSpans polls an embedded store's /debug/traces/{traceId} until it holds want spans (they arrive after
+// the export delay).
+func storedSpans(t *testing.T, c *http.Client, url string, want int) []otlptest.Span {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		var doc struct {
+			Spans []struct {
+				TraceID      string `json:"traceId"`
+				SpanID       string `json:"spanId"`
+				ParentSpanID string `json:"parentSpanId"`
+				Kind         string `json:"kind"`
+				Service      string `json:"service"`
+			} `json:"spans"`
+		}
+		res, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(res.Body).Decode(&doc)
+		res.Body.Close()
+		if err == nil && len(doc.Spans) >= want {
+			var out []otlptest.Span
+			for _, s := range doc.Spans {
+				kind := tracepb.Span_SpanKind(tracepb.Span_SpanKind_value["SPAN_KIND_"+strings.ToUpper(s.Kind)])
+				out = append(out, otlptest.Span{TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Kind: kind, Service: s.Service})
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d spans after %v; want %d", url, len(doc.Spans), wait, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// goTool is the go command: the one running the tests (go test sets GOROOT), else the one on PATH.
+func goTool() string {
+	if root := os.Getenv("GOROOT"); root != "" {
+		p := filepath.Join(root, "bin", "go")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "go"
 }
