@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/contrib/propagators/aws/xray"
@@ -14,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sidetrace/sidetrace/internal/otlptest"
 	"github.com/sidetrace/sidetrace/internal/sidecartest"
 )
 
@@ -125,5 +128,87 @@ func TestPropagation_EveryPairOfFormats(t *testing.T) {
 func putRand(rng *rand.Rand, b []byte) {
 	for i := range b {
 		b[i] = byte(rng.Uint32())
+	}
+}
+
+// Several formats naming different traces: the first in OTEL_PROPAGATORS order wins, the others become span
+// links, so nothing is lost silently.
+func TestPropagation_ConflictingFormats_FirstWinsOthersLinked(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	rcv := otlptest.NewReceiver(t)
+	sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint())
+	get(t, client(t), sc.URL("inbound")+"/", map[string]string{
+		"traceparent":   "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01",
+		"b3":            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-2222222222222222-1",
+		"uber-trace-id": "cccccccccccccccccccccccccccccccc:3333333333333333:0:1",
+	})
+	s := rcv.WaitSpans(t, 1, wait)[0]
+	if s.TraceID != "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || s.ParentSpanID != "1111111111111111" {
+		t.Errorf("winner: got trace %s parent %s; want the W3C context", s.TraceID, s.ParentSpanID)
+	}
+	var got []string
+	for _, l := range s.Links {
+		got = append(got, l.TraceID+"/"+l.SpanID+"/"+fmt.Sprint(l.Attrs["sidetrace.link.reason"]))
+	}
+	want := []string{
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/2222222222222222/other_format",
+		"cccccccccccccccccccccccccccccccc/3333333333333333/other_format",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("links: got %v; want %v", got, want)
+	}
+	checkAttrs(t, s, map[string]any{"sidetrace.propagation.format": "tracecontext"})
+	// preserve,tracecontext: every format that arrived is written again, now naming the hop's span.
+	fwd := up.last(t)
+	if !strings.Contains(fwd.Header.Get("b3"), s.SpanID) || !strings.Contains(fwd.Header.Get("uber-trace-id"), s.SpanID) {
+		t.Errorf("preserved formats do not name the hop's span %s: b3 %q uber-trace-id %q", s.SpanID, fwd.Header.Get("b3"), fwd.Header.Get("uber-trace-id"))
+	}
+}
+
+// B3's debug flag means sampled, and is recorded on the span.
+func TestPropagation_B3Debug_SampledAndRecorded(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	rcv := otlptest.NewReceiver(t)
+	sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint(), "OTEL_TRACES_SAMPLER=parentbased_always_off")
+	get(t, client(t), sc.URL("inbound")+"/", map[string]string{"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d"})
+	s := rcv.WaitSpans(t, 1, wait)[0]
+	checkAttrs(t, s, map[string]any{"sidetrace.debug": true})
+	if tp := up.last(t).Header.Get("traceparent"); !strings.HasSuffix(tp, "-01") {
+		t.Errorf("downstream traceparent %q: want sampled", tp)
+	}
+	if b := up.last(t).Header.Get("b3"); !strings.HasSuffix(b, "-d") {
+		t.Errorf("downstream b3 %q: want the debug flag kept", b)
+	}
+}
+
+// An X-Ray header with Root and no Parent (what AWS load balancers send) joins that trace.
+func TestPropagation_XRayRootOnly_JoinsTheTrace(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	rcv := otlptest.NewReceiver(t)
+	sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint())
+	get(t, client(t), sc.URL("inbound")+"/", map[string]string{"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"})
+	s := rcv.WaitSpans(t, 1, wait)[0]
+	if s.TraceID != "5759e988bd862e3fe1be46a994272793" {
+		t.Errorf("trace id: got %s; want the load balancer's root", s.TraceID)
+	}
+	if x := up.last(t).Header.Get("X-Amzn-Trace-Id"); !strings.Contains(x, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent="+s.SpanID) {
+		t.Errorf("downstream X-Amzn-Trace-Id %q: want the root with the hop's span as parent", x)
+	}
+}
+
+// A per-route injection override: a route to a legacy Zipkin service writes B3 multi-header only.
+func TestPropagation_RouteInjectOverride(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	route := ln.Addr().String()
+	ln.Close()
+	sc := sidecartest.Start(t, "SIDETRACE_INBOUND_ADDR=off", "SIDETRACE_EGRESS_ROUTES="+route+"="+up.URL+";inject=b3multi")
+	get(t, client(t), sc.URL("route "+route)+"/", map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+	fwd := up.last(t).Header
+	if fwd.Get("X-B3-TraceId") != "0af7651916cd43dd8448eb211c80319c" || fwd.Get("X-B3-Sampled") != "1" {
+		t.Errorf("route forwarded X-B3-*: %v", fwd)
+	}
+	if v := fwd.Get("traceparent"); v != "" {
+		t.Errorf("route forwarded traceparent %q; want only b3multi", v)
 	}
 }
