@@ -166,7 +166,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 			start:    start,
 			interval: time.Duration(float64(time.Second) / cfg.Rate),
 			total:    int64(cfg.Duration.Seconds() * cfg.Rate),
-			giveUp:   end.Add(max(cfg.Timeout, time.Second)),
+			giveUp:   end.Add(time.Second),
 			slots:    make(chan time.Time, 1<<16),
 		}
 		wg.Go(func() { sched.dispatch(ctx) })

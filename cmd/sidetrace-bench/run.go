@@ -33,6 +33,7 @@ type runConfig struct {
 	MaxRounds    int           // at most this many, while req/s spread stays above Spread
 	Spread       float64       // percent
 	MaxForeign   float64       // percent of the machine other processes may use during a kept run
+	Budget       time.Duration // no extra round once it would end after this
 	Rates        []float64     // open-loop rates; none for closed loop only
 	Size         int           // response body bytes
 	ProxyCPUs    string        // taskset list for the proxy under test
@@ -44,10 +45,22 @@ type runConfig struct {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: sidetrace-bench run -sidetrace BIN [flags]
+
+Starts an upstream and an OTLP receiver, then for each round runs every scenario in turn: starts the
+proxy under test (pinned to -proxy-cpus), warms it up, measures a closed-loop run at -c connections
+and an open-loop run at each of -rates, reads its CPU time and peak RSS from /proc, and stops it.
+Prints Markdown tables of the medians. BENCH_QUICK=1: one round of 2s runs (a smoke test).
+BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is missing.
+
+`)
+		fs.PrintDefaults()
+	}
 	var cfg runConfig
 	fs.StringVar(&cfg.Sidetrace, "sidetrace", "", "sidetrace binary (required by the sidetrace* scenarios)")
-	sidetraceEnv := fs.String("sidetrace-env", "", "extra environment for sidetrace, KEY=VALUE separated by spaces")
-	pluginsEnv := fs.String("plugins-env", "", "extra environment for scenario sidetrace-plugins, KEY=VALUE separated by spaces")
+	fs.Func("sidetrace-env", "extra `KEY=VALUE` in the environment of every sidetrace scenario (repeatable)", appendEnv(&cfg.SidetraceEnv))
+	fs.Func("plugins-env", "extra `KEY=VALUE` for scenario sidetrace-plugins (repeatable), e.g. SIDETRACE_PLUGINS_FILE=bench/plugins.json", appendEnv(&cfg.PluginsEnv))
 	fs.StringVar(&cfg.Nginx, "nginx", "nginx", "nginx binary")
 	scenarios := fs.String("scenarios", "direct,nginx,sidetrace-off,sidetrace",
 		"comma-separated scenarios: "+strings.Join(scenarioNames(), ", "))
@@ -57,9 +70,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before measuring each scenario")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each runs every scenario once, interleaved")
 	fs.IntVar(&cfg.MaxRounds, "max-rounds", 5, "keep adding rounds up to this many while a scenario's req/s spread is above -spread or it lacks undisturbed runs")
+	fs.DurationVar(&cfg.Budget, "budget", 9*time.Minute, "start no round beyond -rounds that would end after this much time")
 	fs.Float64Var(&cfg.Spread, "spread", 5, "target spread of req/s across rounds, in percent of the median")
 	fs.Float64Var(&cfg.MaxForeign, "max-foreign", 10, "leave out runs during which other processes used more than this percentage of the machine's CPU (and add rounds for them)")
-	rates := fs.String("rates", "", "open-loop rates in req/s, comma-separated (e.g. 1000,5000); empty: closed loop only")
+	rates := fs.String("rates", "1000,5000", "open-loop rates in req/s, comma-separated; empty: closed loop only")
 	fs.IntVar(&cfg.Size, "size", 1024, "response body bytes")
 	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "0", "CPUs for the proxy under test (taskset -c)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "CPUs for the load generator, upstream and receiver (taskset -c)")
@@ -71,8 +85,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cfg.SidetraceEnv = strings.Fields(*sidetraceEnv)
-	cfg.PluginsEnv = strings.Fields(*pluginsEnv)
 	cfg.RequireNginx = os.Getenv("BENCH_REQUIRE_NGINX") == "1"
 	for s := range strings.SplitSeq(*scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -126,6 +138,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	return rep.writeMarkdown(stdout)
+}
+
+// appendEnv returns a flag function that appends a KEY=VALUE to env.
+func appendEnv(env *[]string) func(string) error {
+	return func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%q: want KEY=VALUE", kv)
+		}
+		*env = append(*env, kv)
+		return nil
+	}
 }
 
 // measurement is one scenario measured once: a closed-loop run and the open-loop runs, with what the
@@ -242,8 +265,15 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 	}
 
 	for round := 1; round <= cfg.MaxRounds; round++ {
-		if round > cfg.Rounds && rep.stable() {
-			break
+		if round > cfg.Rounds {
+			if rep.stable() {
+				break
+			}
+			elapsed := time.Since(began)
+			if perRound := elapsed / time.Duration(round-1); cfg.Budget > 0 && elapsed+perRound > cfg.Budget {
+				fmt.Fprintf(progress, "not stable after %d rounds, but another would exceed the %s budget\n", round-1, cfg.Budget)
+				break
+			}
 		}
 		for _, sc := range scs {
 			m, err := measure(ctx, e, sc, round)
