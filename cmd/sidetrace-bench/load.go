@@ -312,6 +312,8 @@ func (w *worker) send(from time.Time) {
 		if w.firstErr == nil {
 			w.firstErr = err
 		}
+		// A refused or reset connection fails in microseconds; do not spin on it.
+		time.Sleep(time.Millisecond)
 	case status < 200 || status > 299:
 		w.non2xx++
 		if w.firstErr == nil {
