@@ -241,17 +241,31 @@ func extractUberctx(h http.Header) []bagMember {
 	return ms
 }
 
-// baggageMembers merges W3C and Jaeger baggage: distinct keys, W3C order then Jaeger's; for a key in both, the
-// format earlier in the extraction order wins.
+// baggageMembers merges W3C and Jaeger baggage: distinct keys, W3C order then Jaeger's; for a key in both
+// (compared case-insensitively, see setUberctxMember), the format earlier in the extraction order wins.
 func (e *Extracted) baggageMembers() []bagMember {
 	if e.baggage == "" {
 		return e.uberctx // distinct keys already
 	}
 	ms := w3cMembers(e.baggage)
 	for _, m := range e.uberctx {
-		ms = setMember(ms, m, e.jaegerBag)
+		ms = setUberctxMember(ms, m, e.jaegerBag)
 	}
 	return ms
+}
+
+// setUberctxMember merges a Jaeger entry into W3C members. Its key was lower-cased by the trip through a
+// header name, so it matches a W3C key case-insensitively; a replaced member keeps the W3C key's spelling.
+func setUberctxMember(ms []bagMember, m bagMember, replace bool) []bagMember {
+	for i := range ms {
+		if strings.EqualFold(ms[i].key, m.key) {
+			if replace {
+				ms[i].value, ms[i].props = m.value, ""
+			}
+			return ms
+		}
+	}
+	return append(ms, m)
 }
 
 // BaggageLen returns the number of distinct baggage keys extracted, from W3C baggage and Jaeger uberctx-*.
