@@ -17,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sidetrace/sidetrace/internal/sampling"
 	"github.com/sidetrace/sidetrace/internal/telemetry"
 	"github.com/sidetrace/sidetrace/plugins"
 	"github.com/sidetrace/sidetrace/propagators"
@@ -180,6 +181,9 @@ func (h *hop) parent(ctx context.Context, ex *propagators.Extracted) (context.Co
 	if sc := ex.ParentForSpan(); sc.IsValid() {
 		if h.p.opts.TrustIncoming {
 			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			if ex.Deferred {
+				ctx = sampling.ContextWithDeferredParent(ctx) // the sender left the decision to us
+			}
 		} else {
 			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{AttrLinkReason.String("untrusted_parent")}})
 		}
@@ -218,7 +222,9 @@ func (h *hop) rewrite(pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	if h.target != nil {
 		pr.SetURL(h.target)
-		pr.Out.Host = pr.In.Host // a sidecar is transparent: the service sees the Host the client sent
+		if h.kind == trace.SpanKindServer {
+			pr.Out.Host = pr.In.Host // inbound, a sidecar is transparent: the service sees the Host the client sent
+		} // an egress route sends the upstream's own Host, for virtual hosts and load balancers on the way
 	}
 	if h.kind == trace.SpanKindServer {
 		if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {

@@ -212,3 +212,27 @@ func TestPropagation_RouteInjectOverride(t *testing.T) {
 		t.Errorf("route forwarded traceparent %q; want only b3multi", v)
 	}
 }
+
+// B3 without a sampling state, and X-Ray's Sampled=?, leave the decision to the receiver: under the default
+// parentbased_always_on the trace is sampled, keeping its parent.
+func TestPropagation_DeferredDecision_DecidedHere(t *testing.T) {
+	for name, hdr := range map[string]map[string]string{
+		"b3multi": {"X-B3-TraceId": "463ac35c9f6413ad48485a3953bb6124", "X-B3-SpanId": "a2fb4a1d1a96d312"},
+		"b3":      {"b3": "463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312"},
+		"xray":    {"X-Amzn-Trace-Id": "Root=1-463ac35c-9f6413ad48485a3953bb6124;Parent=a2fb4a1d1a96d312;Sampled=?"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+			rcv := otlptest.NewReceiver(t)
+			sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint())
+			get(t, client(t), sc.URL("inbound")+"/", hdr)
+			s := rcv.WaitSpans(t, 1, wait)[0]
+			if s.TraceID != "463ac35c9f6413ad48485a3953bb6124" || s.ParentSpanID != "a2fb4a1d1a96d312" {
+				t.Errorf("span: trace %s parent %s; want the sender's context", s.TraceID, s.ParentSpanID)
+			}
+			if tp := up.last(t).Header.Get("traceparent"); !strings.HasSuffix(tp, "-01") {
+				t.Errorf("downstream traceparent %q; want sampled", tp)
+			}
+		})
+	}
+}

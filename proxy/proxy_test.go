@@ -598,6 +598,9 @@ func TestEgress_Route_FixedListener(t *testing.T) {
 		t.Errorf("CLIENT span: got trace %s parent %s; want the application's context as parent", s.TraceID, s.ParentSpanID)
 	}
 	checkAttrs(t, s, map[string]any{"url.full": up.URL + "/api/orders/7"})
+	if host := up.last(t).Host; host != strings.TrimPrefix(up.URL, "http://") {
+		t.Errorf("Host the route's upstream sees: got %q; want its own %q", host, strings.TrimPrefix(up.URL, "http://"))
+	}
 	if tp := up.last(t).Header.Get("traceparent"); !strings.Contains(tp, s.SpanID) {
 		t.Errorf("forwarded traceparent %q does not name the CLIENT span %s", tp, s.SpanID)
 	}

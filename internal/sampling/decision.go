@@ -44,3 +44,20 @@ func decisionFromContext(ctx context.Context) Decision {
 	}
 	return d
 }
+
+type deferredKey struct{}
+
+// ContextWithDeferredParent marks the remote parent in ctx as having left the sampling decision to us (B3
+// without a sampling state, X-Ray "Sampled=?"): parent-based samplers then decide as they would for a root,
+// while the span keeps that parent.
+func ContextWithDeferredParent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferredKey{}, true)
+}
+
+func deferredFromContext(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	d, _ := ctx.Value(deferredKey{}).(bool)
+	return d
+}

@@ -73,7 +73,8 @@ type sampler struct {
 var _ sdktrace.Sampler = (*sampler)(nil)
 
 // ShouldSample decides in this order: the plugin decision in the context, the parent's sampled flag
-// (parent-based samplers with a valid parent), then the head decision of the configured algorithm.
+// (parent-based samplers with a valid parent that did not defer its decision), then the head decision of the
+// configured algorithm.
 func (s *sampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
 	psc := trace.SpanContextFromContext(p.ParentContext)
 	ts := psc.TraceState()
@@ -91,7 +92,7 @@ func (s *sampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingR
 		}
 	}
 
-	if s.parentBased && psc.IsValid() {
+	if s.parentBased && psc.IsValid() && !deferredFromContext(p.ParentContext) {
 		if psc.IsSampled() {
 			return sdktrace.SamplingResult{
 				Decision:   sdktrace.RecordAndSample,

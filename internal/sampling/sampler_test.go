@@ -370,3 +370,21 @@ func TestRootWithLinks_DecidedAsRoot(t *testing.T) {
 		})
 	}
 }
+
+// A remote parent that deferred its decision (B3 without a sampling state, X-Ray Sampled=?) is decided as a
+// root by parent-based samplers: parentbased_always_on samples it, parentbased_always_off does not.
+func TestParentBased_DeferredParentDecidedAsRoot(t *testing.T) {
+	for name, want := range map[string]sdktrace.SamplingDecision{
+		"parentbased_always_on":  sdktrace.RecordAndSample,
+		"parentbased_always_off": sdktrace.Drop,
+	} {
+		s, err := New(name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := ContextWithDeferredParent(withParent(t, context.Background(), false, true, ""))
+		if r := decide(s, ctx, parentTraceID); r.Decision != want {
+			t.Errorf("%s with a deferred unsampled parent: %s; want %s", name, decisionName(r.Decision), decisionName(want))
+		}
+	}
+}

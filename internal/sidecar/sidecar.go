@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +188,9 @@ func (s *Sidecar) listen(name, envVar, addr string, srv *http.Server) error {
 	if err != nil {
 		return &config.Error{Var: envVar, Err: err}
 	}
+	if strings.HasPrefix(name, "route ") && strings.HasSuffix(addr, ":0") {
+		name = "route " + ln.Addr().String() // several routes on port 0 each get a name of their own
+	}
 	s.servers = append(s.servers, &listener{name: name, srv: srv, ln: ln})
 	return nil
 }
@@ -219,7 +223,8 @@ func loadPlugins(ctx context.Context, pc config.Plugins, log *slog.Logger) (*plu
 	})
 }
 
-// Addrs returns the bound address of each listener by name ("inbound", "egress", "route ADDR", "admin").
+// Addrs returns the bound address of each listener by name: "inbound", "egress", "admin", and "route ADDR"
+// with the configured address (the bound one for a route configured on port 0).
 func (s *Sidecar) Addrs() map[string]string {
 	m := map[string]string{}
 	for _, l := range s.servers {
