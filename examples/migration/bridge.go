@@ -135,7 +135,7 @@ func Start(ctx context.Context, o Options) (_ *Bridge, err error) {
 		b.Services = append([]*Service{svc}, b.Services...)
 		b.Sidecars = append([]*Sidecar{sc}, b.Sidecars...)
 		if c.callPath != "" {
-			route, ok := sc.Addrs()["route "+routeListen]
+			route, ok := routeAddr(sc.Addrs())
 			if !ok {
 				return nil, fmt.Errorf("%s sidecar: no egress route listener in %v", c.name, sc.Addrs())
 			}
@@ -145,6 +145,16 @@ func Start(ctx context.Context, o Options) (_ *Bridge, err error) {
 		next = "http://" + sc.Addrs()["inbound"]
 	}
 	return b, nil
+}
+
+// routeAddr finds the bound address of the sidecar's one egress route (listed as "route ADDR").
+func routeAddr(addrs map[string]string) (string, bool) {
+	for name, addr := range addrs {
+		if strings.HasPrefix(name, "route ") {
+			return addr, true
+		}
+	}
+	return "", false
 }
 
 // routeListen is the egress route's listen address: the kernel picks the port, Addrs reports it.

@@ -93,7 +93,8 @@ func resolvedEnv(s *Sidecar) []string {
 		case k == "SIDETRACE_ADMIN_ADDR":
 			v = addrs["admin"]
 		case k == "SIDETRACE_EGRESS_ROUTES" && strings.HasPrefix(v, routeListen+"="):
-			v = addrs["route "+routeListen] + strings.TrimPrefix(v, routeListen)
+			route, _ := routeAddr(addrs)
+			v = route + strings.TrimPrefix(v, routeListen)
 		}
 		out = append(out, k+"="+v)
 	}
