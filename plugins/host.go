@@ -40,6 +40,13 @@ type Options struct {
 	PoolSize int
 	// Logger receives load, reload and guest log messages (default slog.Default()).
 	Logger *slog.Logger
+	// NoInterrupt compiles guests without wazero's termination checks
+	// (WithCloseOnContextDone), which exit to Go at every loop iteration and
+	// start a goroutine per call: guest calls run several times faster, but a
+	// guest stuck in a loop blocks its caller for ever. An overrun is still
+	// counted as a timeout, and the instance discarded, when the call returns.
+	// Only for plugins you trust.
+	NoInterrupt bool
 }
 
 func (o Options) withDefaults() Options {
@@ -157,7 +164,7 @@ func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 	opts = opts.withDefaults()
 	h := &Host{opts: opts, log: opts.Logger, insts: map[*instance]struct{}{}}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true). // lets the watchdog interrupt a runaway guest
+		WithCloseOnContextDone(!opts.NoInterrupt). // lets the watchdog interrupt a runaway guest
 		WithMemoryLimitPages(opts.memoryPages())
 	if opts.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
