@@ -55,7 +55,8 @@ type Extracted struct {
 	// (B3 "d", X-B3-Flags: 1, Jaeger flag 0x02). Debug implies sampled.
 	Debug bool
 	// Deferred is set when the sender left the sampling decision to us: B3 without sampling state, X-Ray
-	// Sampled=? or without Sampled. SpanContext is then not sampled; the proxy's sampler decides.
+	// Sampled=? or without Sampled (W3C and Jaeger always carry a decision). SpanContext is then not sampled;
+	// the proxy's sampler decides.
 	Deferred bool
 	// RootOnly is set for an X-Ray header with Root but no Parent (what AWS load balancers send).
 	RootOnly bool
@@ -121,7 +122,8 @@ func rootOnlyParent(sc trace.SpanContext) trace.SpanContext {
 
 // Extract reads every configured format present in h, in the configured order. It never fails: a malformed
 // header is treated as absent. The first format with a context wins; other formats of a different trace go to
-// Others. An X-Ray root without parent gives way to a later format of the same trace that names a parent span. Extract does not allocate for a request carrying only a traceparent.
+// Others. An X-Ray root without parent gives way to a later format of the same trace that names a parent
+// span. Extract does not allocate for a request carrying only a traceparent.
 func (p *Propagator) Extract(h http.Header) (e Extracted) {
 	var hv headerValues
 	hv.scan(h, p.extractSet)
