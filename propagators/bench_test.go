@@ -1,9 +1,11 @@
 package propagators
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -68,5 +70,19 @@ func TestExtractInject_TraceparentAllocs(t *testing.T) {
 		p.Inject(h, e.SpanContext.WithSpanID(child), &e)
 	}); n > 2 {
 		t.Errorf("Extract+Inject: got %v allocs; want <= 2", n)
+	}
+}
+
+// BenchmarkReference_TraceContext is the same hop with OpenTelemetry-Go's propagation.TraceContext (through
+// http.Header.Get/Set and a context.Context), as a yardstick measured under the same machine load.
+func BenchmarkReference_TraceContext(b *testing.B) {
+	ref := propagation.TraceContext{}
+	h := http.Header{hdrTraceparent: {"00-" + tidHex + "-" + sidHex + "-01"}}
+	child := trace.SpanID{0xc0, 0xff, 0xee, 0, 0, 0, 0, 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx := ref.Extract(context.Background(), propagation.HeaderCarrier(h))
+		sc := trace.SpanContextFromContext(ctx).WithSpanID(child)
+		ref.Inject(trace.ContextWithSpanContext(ctx, sc), propagation.HeaderCarrier(h))
 	}
 }

@@ -18,9 +18,9 @@ const (
 	B3Multi                         // "b3multi": B3 X-B3-* headers
 	Jaeger                          // "jaeger": uber-trace-id + uberctx-*
 	XRay                            // "xray": X-Amzn-Trace-Id
-
-	allFormats = TraceContext | Baggage | B3 | B3Multi | Jaeger | XRay
 )
+
+const allFormats = TraceContext | Baggage | B3 | B3Multi | Jaeger | XRay
 
 // defaultExtract is the extraction order used when OTEL_PROPAGATORS is empty.
 var defaultExtract = []Format{TraceContext, Baggage, B3, B3Multi, Jaeger, XRay}

@@ -178,3 +178,27 @@ func TestExtract_RootOnlyGivesWayToSameTraceParent(t *testing.T) {
 		t.Errorf("ParentForSpan: got %s; want %s", got, sidHex)
 	}
 }
+
+// TestPropagator_ConcurrentUse: a Propagator and an Extracted are read-only once built (run with -race).
+func TestPropagator_ConcurrentUse(t *testing.T) {
+	p := New(defaultExtract, DefaultInject)
+	in := http.Header{hdrTraceparent: {"00-" + tidHex + "-" + sidHex + "-01"}, hdrTracestate: {"foo=1"},
+		hdrBaggage: {"a=1"}, "Uberctx-B": {"2"}}
+	e := p.Extract(in)
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			q := p.WithInject(InjectSpec{Formats: Set(allFormats)})
+			out := in.Clone()
+			q.Inject(out, hopSpan(&e), &e)
+			_, _ = e.BaggageMember("b")
+			done <- headerString(out)
+		}()
+	}
+	first := <-done
+	for range 7 {
+		if got := <-done; got != first {
+			t.Errorf("got\n%swant\n%s", got, first)
+		}
+	}
+}
