@@ -100,22 +100,26 @@ func (g *generation) run(ctx context.Context, i int, enc func(*instance), apply 
 
 func (g *generation) onRequest(ctx context.Context, r *Request, x *Exchange) error {
 	return g.run(ctx, 0, func(in *instance) {
-		e := &in.enc
-		e.u8(uint8(r.Kind))
-		e.raw(r.TraceID[:])
-		e.str(r.Method)
-		e.str(r.Scheme)
-		e.str(r.Host)
-		e.str(r.Path)
-		e.str(r.Query)
-		e.str(r.PeerAddr)
-		e.str(x.Tenant)
-		for _, name := range g.reqHdr {
-			e.strs(r.Header[name])
-		}
+		encodeRequest(&in.enc, g, r, x.Tenant)
 	}, func(out []byte) error {
 		return applyRequest(out, x)
 	}, func(in *instance) { in.req = r })
+}
+
+// encodeRequest writes a request view (ABI.md, "Request view").
+func encodeRequest(e *encoder, g *generation, r *Request, tenant string) {
+	e.u8(uint8(r.Kind))
+	e.raw(r.TraceID[:])
+	e.str(r.Method)
+	e.str(r.Scheme)
+	e.str(r.Host)
+	e.str(r.Path)
+	e.str(r.Query)
+	e.str(r.PeerAddr)
+	e.str(tenant)
+	for _, name := range g.reqHdr {
+		e.strs(r.Header[name])
+	}
 }
 
 func applyRequest(out []byte, x *Exchange) error {
