@@ -227,7 +227,9 @@ func (e *Extracted) addOther(sc trace.SpanContext) {
 // could not hold, without duplicate keys, at most 32.
 //
 // Baggage goes in the W3C baggage header when baggage or tracecontext is injected, and in uberctx-* headers
-// when jaeger is injected (or uberctx-* arrived and Preserve is set).
+// when jaeger is injected (or uberctx-* arrived and Preserve is set). Only extracted baggage is carried: with
+// neither baggage nor jaeger in the extraction order, incoming baggage headers are removed, as an
+// OpenTelemetry SDK configured with the same OTEL_PROPAGATORS would drop them.
 func (p *Propagator) Inject(h http.Header, sc trace.SpanContext, in *Extracted) {
 	if h == nil {
 		return
