@@ -137,8 +137,8 @@ func extractB3Multi(hv *headerValues, r *remote) bool {
 	return parseB3Multi(traceID, spanID, parent, sampled, flags, hasParent, hasSampled, hasFlags, r)
 }
 
-// b3TraceID returns sc's trace id as B3 hex: 16 digits when it arrived 64 bits wide in format f and its high
-// half is zero, 32 otherwise.
+// b3TraceID writes tid as hex into dst and returns the digits written: 16 when narrow (the id arrived 64 bits
+// wide in the format being written) and its high half is zero, 32 otherwise. Jaeger uses it too.
 func b3TraceID(dst []byte, tid trace.TraceID, narrow bool) int {
 	if narrow && allZero(tid[:8]) {
 		return encodeHex(dst, tid[8:])

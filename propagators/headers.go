@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Canonical header keys (as net/http's server stores them, for HTTP/1 and HTTP/2 alike). Extract and Inject
-// index the header map directly with these keys and walk it once to find non-canonical spellings and the
-// uberctx-* family, which avoids http.Header.Get/Set's canonicalization cost.
+// Canonical header keys (as net/http's server stores them, for HTTP/1 and HTTP/2 alike). Extract walks the
+// header map once, classifying each key (classify), which finds non-canonical spellings and the uberctx-*
+// family in the same pass and avoids http.Header.Get/Set's canonicalization; Inject writes these keys
+// directly.
 const (
 	hdrTraceparent   = "Traceparent"
 	hdrTracestate    = "Tracestate"

@@ -1,7 +1,7 @@
 package propagators
 
-// Lower-case hexadecimal helpers shared by the parsers. Every format here spells ids in lower-case hex;
-// upper case is rejected where the spec says so (W3C, B3) by the strict decoder.
+// Hexadecimal helpers shared by the parsers. W3C, B3 and X-Ray ids are lower-case hex (decodeHex rejects
+// upper case); Jaeger clients accept either case (decodeHexRight). Writers always use lower case.
 
 const hexDigits = "0123456789abcdef"
 
