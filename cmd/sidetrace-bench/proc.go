@@ -31,6 +31,7 @@ type child struct {
 func startChild(name string, argv, env []string, stdout *bytes.Buffer) (*child, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childAttr()
 	c := &child{name: name, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if stdout != nil {

@@ -5,6 +5,12 @@ import (
 	"time"
 )
 
+// childAttr makes the kernel send SIGTERM to a child if the driver dies without stopping it, so a
+// killed benchmark leaves no proxy or upstream behind.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
 // prSetTimerSlack is PR_SET_TIMERSLACK from linux/prctl.h.
 const prSetTimerSlack = 29
 

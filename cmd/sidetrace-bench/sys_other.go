@@ -2,6 +2,11 @@
 
 package main
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 func preciseSleep(d time.Duration) { time.Sleep(d) }
+
+func childAttr() *syscall.SysProcAttr { return nil }
