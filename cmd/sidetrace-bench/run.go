@@ -75,8 +75,8 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	fs.Float64Var(&cfg.MaxForeign, "max-foreign", 10, "leave out runs during which other processes used more than this percentage of the machine's CPU (and add rounds for them)")
 	rates := fs.String("rates", "1000,5000", "open-loop rates in req/s, comma-separated; empty: closed loop only")
 	fs.IntVar(&cfg.Size, "size", 1024, "response body bytes")
-	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "0", "CPUs for the proxy under test (taskset -c)")
-	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "CPUs for the load generator, upstream and receiver (taskset -c)")
+	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "", "CPUs for the proxy under test (taskset -c list; default the first CPU this process may use)")
+	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "", "CPUs for the load generator, upstream and receiver (taskset -c list; default the second)")
 	noPin := fs.Bool("no-pin", false, "do not pin processes to CPUs")
 	fs.StringVar(&cfg.JSONOut, "json", "", "also write every measurement to this file as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -119,10 +119,21 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 		}
 	}
 	cfg.MaxRounds = max(cfg.MaxRounds, cfg.Rounds)
-	_, err := exec.LookPath("taskset")
-	cfg.Pin = !*noPin && err == nil && runtime.NumCPU() >= 2
-	if !*noPin && !cfg.Pin {
-		fmt.Fprintln(stderr, "not pinning to CPUs: needs taskset and at least 2 CPUs")
+	if !*noPin {
+		cpus, err := allowedCPUs()
+		_, tasksetErr := exec.LookPath("taskset")
+		switch {
+		case err != nil || tasksetErr != nil || len(cpus) < 2:
+			fmt.Fprintln(stderr, "not pinning to CPUs: needs taskset and at least 2 CPUs")
+		default:
+			cfg.Pin = true
+			if cfg.ProxyCPUs == "" {
+				cfg.ProxyCPUs = strconv.Itoa(cpus[0])
+			}
+			if cfg.LoadCPUs == "" {
+				cfg.LoadCPUs = strconv.Itoa(cpus[1])
+			}
+		}
 	}
 	rep, err := runBench(ctx, cfg, stderr)
 	if err != nil {
@@ -433,6 +444,38 @@ func (r *report) stable() bool {
 	return true
 }
 
+// allowedCPUs returns the CPUs this process may run on, from Cpus_allowed_list in
+// /proc/self/status ("0-3,8").
+func allowedCPUs() ([]int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.Lines(string(b)) {
+		list, ok := strings.CutPrefix(line, "Cpus_allowed_list:")
+		if !ok {
+			continue
+		}
+		var cpus []int
+		for part := range strings.SplitSeq(strings.TrimSpace(list), ",") {
+			lo, hi, isRange := strings.Cut(part, "-")
+			first, err1 := strconv.Atoi(lo)
+			last, err2 := first, error(nil)
+			if isRange {
+				last, err2 = strconv.Atoi(hi)
+			}
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("Cpus_allowed_list %q: %w", list, err)
+			}
+			for c := first; c <= last; c++ {
+				cpus = append(cpus, c)
+			}
+		}
+		return cpus, nil
+	}
+	return nil, errors.New("/proc/self/status: no Cpus_allowed_list")
+}
+
 func machine() string {
 	model := ""
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -444,6 +487,9 @@ func machine() string {
 		}
 	}
 	s := fmt.Sprintf("%d CPUs", runtime.NumCPU())
+	if runtime.NumCPU() == 1 {
+		s = "1 CPU"
+	}
 	if model != "" {
 		s += " (" + model + ")"
 	}
