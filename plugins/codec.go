@@ -148,6 +148,33 @@ func (d *decoder) str() string {
 	return s
 }
 
+// key reads an attribute key, interned: plugins set the same few keys on
+// every call.
+func (d *decoder) key(c *keyCache) attribute.Key {
+	n := d.u32()
+	if !d.need(int(n)) {
+		return ""
+	}
+	b := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	if k, ok := c.m[string(b)]; ok {
+		return k
+	}
+	k := attribute.Key(b)
+	if c.m == nil {
+		c.m = map[string]attribute.Key{}
+	}
+	if len(c.m) < maxInternedKeys && len(b) <= 128 {
+		c.m[string(k)] = k
+	}
+	return k
+}
+
+// keyCache interns attribute keys per instance (no locking needed).
+type keyCache struct{ m map[string]attribute.Key }
+
+const maxInternedKeys = 256
+
 // count reads an element count, bounded by the bytes left (each element
 // takes at least min bytes), so a garbage count cannot make the host allocate.
 func (d *decoder) count(min int) int {

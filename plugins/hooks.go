@@ -73,23 +73,9 @@ func (x *Exchange) fail(g *generation, err error) error {
 	return nil
 }
 
-// run gets an instance, encodes the view with enc, calls hook i, and hands
-// the output to apply. Failures are counted; a failed instance is discarded.
-func (g *generation) run(ctx context.Context, i int, enc func(*instance), apply func([]byte) error, setup func(*instance)) error {
-	in, err := g.pool.get(ctx)
-	if err != nil {
-		return err
-	}
-	if setup != nil {
-		setup(in)
-	}
-	g.p.calls.Add(1)
-	in.enc.reset()
-	enc(in)
-	out, err := in.hook(i)
-	if err == nil {
-		err = apply(out)
-	}
+// finish returns an instance after a call, or discards it if the failure
+// requires; it returns err.
+func (g *generation) finish(in *instance, err error) error {
 	if err != nil && g.p.count(err) {
 		g.pool.drop(in)
 		return err
@@ -99,11 +85,19 @@ func (g *generation) run(ctx context.Context, i int, enc func(*instance), apply 
 }
 
 func (g *generation) onRequest(ctx context.Context, r *Request, x *Exchange) error {
-	return g.run(ctx, 0, func(in *instance) {
-		encodeRequest(&in.enc, g, r, x.Tenant)
-	}, func(out []byte) error {
-		return applyRequest(out, x)
-	}, func(in *instance) { in.req = r })
+	in, err := g.pool.get(ctx)
+	if err != nil {
+		return err
+	}
+	g.p.calls.Add(1)
+	in.req = r
+	in.enc.reset()
+	encodeRequest(&in.enc, g, r, x.Tenant)
+	out, err := in.hook(0)
+	if err == nil {
+		err = applyRequest(out, x, &in.keys)
+	}
+	return g.finish(in, err)
 }
 
 // encodeRequest writes a request view (ABI.md, "Request view").
@@ -122,14 +116,14 @@ func encodeRequest(e *encoder, g *generation, r *Request, tenant string) {
 	}
 }
 
-func applyRequest(out []byte, x *Exchange) error {
+func applyRequest(out []byte, x *Exchange, keys *keyCache) error {
 	n, tenant, decision := len(x.Attributes), x.Tenant, x.Decision
 	d := decoder{b: out}
 	var err error
 	for !d.done() && err == nil {
 		switch op := d.u8(); op {
 		case abi.OpSetAttr:
-			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			kv := attribute.KeyValue{Key: d.key(keys), Value: d.value()}
 			if d.err == nil && kv.Key == "" {
 				err = malformed("empty attribute key")
 			}
@@ -163,29 +157,37 @@ func applyRequest(out []byte, x *Exchange) error {
 }
 
 func (g *generation) onResponse(ctx context.Context, r *Response, x *Exchange) error {
-	return g.run(ctx, 1, func(in *instance) {
-		e := &in.enc
-		e.u8(uint8(x.kind))
-		e.raw(x.trace[:])
-		e.str(x.Tenant)
-		e.u32(uint32(r.Status))
-		e.u64(uint64(max(r.Duration, 0)))
-		for _, name := range g.respHdr {
-			e.strs(r.Header[name])
-		}
-	}, func(out []byte) error {
-		return applyResponse(out, x)
-	}, func(in *instance) { in.resp = r })
+	in, err := g.pool.get(ctx)
+	if err != nil {
+		return err
+	}
+	g.p.calls.Add(1)
+	in.resp = r
+	e := &in.enc
+	e.reset()
+	e.u8(uint8(x.kind))
+	e.raw(x.trace[:])
+	e.str(x.Tenant)
+	e.u32(uint32(r.Status))
+	e.u64(uint64(max(r.Duration, 0)))
+	for _, name := range g.respHdr {
+		e.strs(r.Header[name])
+	}
+	out, err := in.hook(1)
+	if err == nil {
+		err = applyResponse(out, x, &in.keys)
+	}
+	return g.finish(in, err)
 }
 
-func applyResponse(out []byte, x *Exchange) error {
+func applyResponse(out []byte, x *Exchange, keys *keyCache) error {
 	n, markErr, desc, keep := len(x.Attributes), x.MarkError, x.ErrorDesc, x.Keep
 	d := decoder{b: out}
 	var err error
 	for !d.done() && err == nil {
 		switch op := d.u8(); op {
 		case abi.OpSetAttr:
-			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			kv := attribute.KeyValue{Key: d.key(keys), Value: d.value()}
 			if d.err == nil && kv.Key == "" {
 				err = malformed("empty attribute key")
 			}

@@ -131,6 +131,9 @@ func load(t testing.TB, opts Options, specs ...Spec) *Host {
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
+	if opts.Timeout == 0 {
+		opts.Timeout = goTimeout() // tests share a loaded machine; deadline tests set their own
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(wasmDir, "cache") // compile each Go plugin once per test binary
 	}

@@ -270,6 +270,7 @@ type instance struct {
 	bufCap uint32
 	stack  [1]uint64
 	enc    encoder
+	keys   keyCache
 
 	deadline atomic.Int64 // monotime deadline of the running call; 0 idle; -1 interrupted
 	memBytes atomic.Uint64

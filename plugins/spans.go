@@ -157,7 +157,7 @@ func (g *generation) spanEnd(ctx context.Context, inp **instance, st *spanState)
 	}
 	out, err := in.hook(2)
 	if err == nil {
-		err = applySpan(out, st)
+		err = applySpan(out, st, &in.keys)
 	}
 	if err != nil && g.p.count(err) {
 		g.pool.drop(in)
@@ -167,7 +167,7 @@ func (g *generation) spanEnd(ctx context.Context, inp **instance, st *spanState)
 }
 
 // applySpan applies a span-end output to st, all or nothing.
-func applySpan(out []byte, st *spanState) error {
+func applySpan(out []byte, st *spanState, keys *keyCache) error {
 	if len(out) == 0 {
 		return nil
 	}
@@ -197,7 +197,7 @@ func applySpan(out []byte, st *spanState) error {
 	for !d.done() && err == nil {
 		switch op := d.u8(); op {
 		case abi.OpSetAttr:
-			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			kv := attribute.KeyValue{Key: d.key(keys), Value: d.value()}
 			if d.err == nil && kv.Key == "" {
 				err = malformed("empty attribute key")
 			}
@@ -206,7 +206,7 @@ func applySpan(out []byte, st *spanState) error {
 			attrs = deleteAttr(attrs, attribute.Key(d.str()))
 		case abi.OpSetEventAttr:
 			i := d.u32()
-			kv := attribute.KeyValue{Key: attribute.Key(d.str()), Value: d.value()}
+			kv := attribute.KeyValue{Key: d.key(keys), Value: d.value()}
 			if d.err != nil {
 				break
 			}

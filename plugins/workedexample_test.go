@@ -34,7 +34,7 @@ func TestABIDoc_WorkedExample(t *testing.T) {
 
 	var x Exchange
 	out, _ := hex.DecodeString(output)
-	if err := applyRequest(out, &x); err != nil {
+	if err := applyRequest(out, &x, &keyCache{}); err != nil {
 		t.Fatal(err)
 	}
 	if x.Tenant != "acme" || x.Decision != RecordAndSample || len(x.Attributes) != 1 || x.Attributes[0].Value.AsString() != "acme" {
