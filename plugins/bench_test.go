@@ -27,6 +27,19 @@ func BenchmarkHook(b *testing.B) {
 		}
 		x.Reset()
 	})
+	b.Run("wat-nointerrupt", func(b *testing.B) {
+		h := load(b, Options{Timeout: goTimeout(), NoInterrupt: true}, Spec{Name: "hello", Path: wat("hello")})
+		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Scheme: "http", Host: "shop", Path: "/cart", Header: http.Header{}, TraceID: testTraceID}
+		var x Exchange
+		b.ReportAllocs()
+		for b.Loop() {
+			x.Reset()
+			if err := h.OnRequest(context.Background(), r, &x); err != nil {
+				b.Fatal(err)
+			}
+		}
+		x.Reset()
+	})
 	b.Run("go/tenant-sampler", func(b *testing.B) {
 		h := load(b, Options{Timeout: goTimeout()}, Spec{Name: "tenant", Path: example(b, "tenant-sampler"), Config: json.RawMessage(samplerConfig)})
 		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Header: http.Header{"X-Tenant-Id": {"acme"}}, TraceID: testTraceID}
@@ -45,8 +58,12 @@ func BenchmarkHook(b *testing.B) {
 // BenchmarkChain measures the three example plugins on one request: request
 // and response hooks and the span-end hook on its span.
 func BenchmarkChain(b *testing.B) {
-	b.Run("examples", func(b *testing.B) {
-		h := load(b, Options{Timeout: goTimeout()}, exampleSpecs(b)...)
+	b.Run("examples", func(b *testing.B) { benchChain(b, Options{Timeout: goTimeout()}) })
+}
+
+func benchChain(b *testing.B, opts Options) {
+	{
+		h := load(b, opts, exampleSpecs(b)...)
 		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Scheme: "https", Host: "shop", Path: "/cart", Query: "id=1",
 			Header:  http.Header{"X-Tenant-Id": {"acme"}, "X-User-Agent-Class": {"mobile"}},
 			TraceID: testTraceID, PeerAddr: "10.0.0.1:5555"}
@@ -85,7 +102,13 @@ func BenchmarkChain(b *testing.B) {
 				b.Logf("%s: %d failures in %d calls", p.Name, p.Failures, p.Calls)
 			}
 		}
-	})
+	}
 }
 
 var _ sdktrace.ReadOnlySpan
+
+// BenchmarkChainNoInterrupt is BenchmarkChain with Options.NoInterrupt, to
+// measure the cost of wazero's termination checks.
+func BenchmarkChainNoInterrupt(b *testing.B) {
+	benchChain(b, Options{Timeout: goTimeout(), NoInterrupt: true})
+}
