@@ -154,9 +154,6 @@ func (p *Propagator) Extract(h http.Header) (e Extracted) {
 			continue
 		}
 		e.Present = e.Present.add(f)
-		if r.width64 {
-			e.width64 = e.width64.add(f)
-		}
 		switch {
 		case e.Format == 0:
 			e.Format = f
@@ -189,6 +186,10 @@ func (p *Propagator) Extract(h http.Header) (e Extracted) {
 			}
 			e.addOther(sc)
 			continue
+		}
+		// f is of SpanContext's trace: what it carries is written back to it.
+		if r.width64 {
+			e.width64 = e.width64.add(f)
 		}
 		if f == TraceContext {
 			e.w3cSame, e.w3cFlags = true, r.flags
