@@ -198,6 +198,9 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	} else {
 		b.WriteString("Processes not pinned to CPUs. ")
 	}
+	if cfg.Nice != 0 {
+		fmt.Fprintf(&b, "Every process of the benchmark ran at niceness %d. ", cfg.Nice)
+	}
 	fmt.Fprintf(&b, "Each run %s after a %s warm-up; %d interleaved round(s); figures are medians over the runs, spread is (max−min)/median of req/s; proxy CPU is user+system time from /proc/PID/stat, peak RSS is VmHWM.",
 		cfg.Duration, cfg.Warmup, r.Rounds)
 	var foreign float64

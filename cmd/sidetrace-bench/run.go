@@ -39,6 +39,7 @@ type runConfig struct {
 	ProxyCPUs    string        // taskset list for the proxy under test
 	LoadCPUs     string        // taskset list for the load generator, upstream and receiver
 	Pin          bool
+	Nice         int    // niceness of every process of the benchmark; negative favours it over the rest of the machine
 	JSONOut      string // file for the raw measurements
 	Quick        bool
 }
@@ -78,6 +79,7 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "", "CPUs for the proxy under test (taskset -c list; default the first CPU this process may use)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "", "CPUs for the load generator, upstream and receiver (taskset -c list; default the second)")
 	noPin := fs.Bool("no-pin", false, "do not pin processes to CPUs")
+	fs.IntVar(&cfg.Nice, "nice", 0, "run every process of the benchmark with this niceness (e.g. -10, as root, on a shared machine)")
 	fs.StringVar(&cfg.JSONOut, "json", "", "also write every measurement to this file as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -200,11 +202,15 @@ type env struct {
 }
 
 // pinned prefixes argv with taskset when pinning is on.
+// and with nice when a niceness is set.
 func (e *env) pinned(cpus string, argv ...string) []string {
-	if !e.cfg.Pin {
-		return argv
+	if e.cfg.Pin {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
 	}
-	return append([]string{"taskset", "-c", cpus}, argv...)
+	if e.cfg.Nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(e.cfg.Nice)}, argv...)
+	}
+	return argv
 }
 
 // selfEnv marks a child started from this binary, so that a test binary standing in for it dispatches
