@@ -55,6 +55,41 @@ func BenchmarkHook(b *testing.B) {
 	})
 }
 
+// BenchmarkSpanEnd measures the pii-redact span-end hook on one typical span.
+func BenchmarkSpanEnd(b *testing.B) {
+	for _, ni := range []bool{false, true} {
+		name := "pii-redact"
+		if ni {
+			name += "-nointerrupt"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := load(b, Options{Timeout: goTimeout(), NoInterrupt: ni}, Spec{Name: "pii", Path: example(b, "pii-redact")})
+			spans := benchSpans(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if out := h.ProcessSpans(context.Background(), spans); len(out) != 1 {
+					b.Fatal("span dropped")
+				}
+			}
+		})
+	}
+}
+
+func benchSpans(b *testing.B) []sdktrace.ReadOnlySpan {
+	return finishedSpans(b, span("GET /cart", []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"),
+		attribute.String("url.full", "https://shop/cart?id=1"),
+		attribute.String("url.query", "id=1"),
+		attribute.String("http.route", "/cart"),
+		attribute.String("server.address", "shop"),
+		attribute.Int("http.response.status_code", 200),
+		attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
+		attribute.String("tenant.id", "acme"),
+		attribute.String("app.client_class", "mobile"),
+		attribute.String("deployment.environment", "prod"),
+	}))
+}
+
 // BenchmarkChain measures the three example plugins on one request: request
 // and response hooks and the span-end hook on its span.
 func BenchmarkChain(b *testing.B) {
@@ -68,18 +103,7 @@ func benchChain(b *testing.B, opts Options) {
 			Header:  http.Header{"X-Tenant-Id": {"acme"}, "X-User-Agent-Class": {"mobile"}},
 			TraceID: testTraceID, PeerAddr: "10.0.0.1:5555"}
 		resp := &Response{Status: 200, Duration: time.Millisecond}
-		spans := finishedSpans(b, span("GET /cart", []attribute.KeyValue{
-			attribute.String("http.request.method", "GET"),
-			attribute.String("url.full", "https://shop/cart?id=1"),
-			attribute.String("url.query", "id=1"),
-			attribute.String("http.route", "/cart"),
-			attribute.String("server.address", "shop"),
-			attribute.Int("http.response.status_code", 200),
-			attribute.String("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-			attribute.String("tenant.id", "acme"),
-			attribute.String("app.client_class", "mobile"),
-			attribute.String("deployment.environment", "prod"),
-		}))
+		spans := benchSpans(b)
 		var x Exchange
 		b.ReportAllocs()
 		for b.Loop() {
@@ -104,8 +128,6 @@ func benchChain(b *testing.B, opts Options) {
 		}
 	}
 }
-
-var _ sdktrace.ReadOnlySpan
 
 // BenchmarkChainNoInterrupt is BenchmarkChain with Options.NoInterrupt, to
 // measure the cost of wazero's termination checks.

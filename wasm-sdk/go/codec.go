@@ -152,6 +152,25 @@ func (r *reader) str() string {
 	return string(r.b[s.off : s.off+s.n])
 }
 
+// keys interns attribute keys: spans repeat the same few, and every
+// allocation in a guest costs garbage collection inside a host call.
+var keys = map[string]string{}
+
+const maxKeys = 1024
+
+func (r *reader) key() string {
+	s := r.strSpan()
+	b := r.b[s.off : s.off+s.n]
+	if k, ok := keys[string(b)]; ok {
+		return k
+	}
+	k := string(b)
+	if len(keys) < maxKeys && len(k) <= 128 {
+		keys[k] = k
+	}
+	return k
+}
+
 func (r *reader) value() Value {
 	switch t := Type(r.u8()); t {
 	case TypeString, TypeOther:
@@ -206,7 +225,7 @@ func (r *reader) count(min int) int {
 func (r *reader) attrs(dst []Attribute) []Attribute {
 	n := r.count(5)
 	for i := 0; i < n && r.err == nil; i++ {
-		k := r.str()
+		k := r.key()
 		dst = append(dst, Attribute{k, r.value()})
 	}
 	return dst

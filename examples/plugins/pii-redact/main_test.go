@@ -72,3 +72,25 @@ func TestRedact_BadConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkSpanEnd(b *testing.B) {
+	if _, err := sdk.RunInit(""); err != nil {
+		b.Fatal(err)
+	}
+	s := sdk.TestSpan{Name: "GET /cart", Kind: sdk.KindServer, Attributes: []sdk.Attribute{
+		{Key: "http.request.method", Value: sdk.String("GET")},
+		{Key: "url.full", Value: sdk.String("https://shop/cart?id=1")},
+		{Key: "url.query", Value: sdk.String("id=1")},
+		{Key: "http.route", Value: sdk.String("/cart")},
+		{Key: "server.address", Value: sdk.String("shop")},
+		{Key: "http.response.status_code", Value: sdk.Int64(200)},
+		{Key: "user_agent.original", Value: sdk.String("Mozilla/5.0 (X11; Linux x86_64)")},
+		{Key: "tenant.id", Value: sdk.String("acme")},
+		{Key: "app.client_class", Value: sdk.String("mobile")},
+		{Key: "deployment.environment", Value: sdk.String("prod")},
+	}}
+	b.ReportAllocs()
+	for b.Loop() {
+		sdk.RunSpanEnd(s)
+	}
+}

@@ -141,11 +141,12 @@ func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
 // text redacts one string value of attribute key.
 func (r *redactor) text(key, s string) (string, bool) {
 	orig := s
-	if urlKeys[key] {
+	if urlKeys[key] && strings.IndexByte(s, '=') >= 0 {
 		s = r.query(s)
 	}
-	var digits int
-	var at, dash, dot bool
+	// One pass decides which detectors can match at all.
+	var digits, dots int
+	var at, dash, space, b bool
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c >= '0' && c <= '9':
@@ -155,13 +156,17 @@ func (r *redactor) text(key, s string) (string, bool) {
 		case c == '-':
 			dash = true
 		case c == '.':
-			dot = true
+			dots++
+		case c == ' ' || c == '\t':
+			space = true
+		case c == 'b' || c == 'B':
+			b = true
 		}
 	}
-	if dot && strings.Contains(s, "eyJ") {
+	if dots >= 2 && strings.Contains(s, "eyJ") {
 		s = jwtRE.ReplaceAllLiteralString(s, r.marker("jwt"))
 	}
-	if len(s) > 7 && containsFold(s, "bearer") {
+	if b && space && containsFold(s, "bearer") {
 		s = bearerRE.ReplaceAllString(s, "${1} "+r.marker("bearer"))
 	}
 	if at {
