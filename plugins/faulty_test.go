@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,8 +131,36 @@ func TestFaulty_PoolRefillsAndNothingLeaks(t *testing.T) {
 	h.mu.Lock()
 	n := len(h.insts)
 	h.mu.Unlock()
-	if n != 1 {
-		t.Errorf("host tracks %d instances; want 1", n)
+	if live := h.cur.Load().gens[0].pool.live.Load(); n != 1 || live != 1 {
+		t.Errorf("host tracks %d instances, pool counts %d live; want 1, 1", n, live)
+	}
+}
+
+func TestPool_BoundedUnderConcurrency(t *testing.T) {
+	const size = 3
+	h := load(t, Options{PoolSize: size}, Spec{Name: "hello", Path: wat("hello")})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				var x Exchange
+				if err := h.OnRequest(context.Background(), &Request{Method: "GET"}, &x); err != nil || len(x.Errors) > 0 {
+					t.Errorf("OnRequest: %v %q", err, x.Errors)
+					return
+				}
+				x.Reset()
+			}
+		}()
+	}
+	wg.Wait()
+	st := h.Stats().Plugin("hello")
+	if st.Instances > size || st.Instances != st.Idle || st.Failures != 0 {
+		t.Errorf("got %d instances (%d idle), %d failures; want at most %d, all idle, none", st.Instances, st.Idle, st.Failures, size)
+	}
+	if live := h.cur.Load().gens[0].pool.live.Load(); int(live) != st.Instances {
+		t.Errorf("pool counts %d live; host tracks %d", live, st.Instances)
 	}
 }
 

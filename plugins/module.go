@@ -186,6 +186,7 @@ func (h *Host) newGeneration(ctx context.Context, p *plugin, bin []byte) (*gener
 			return nil, fmt.Errorf("guest doesn't export func[%s]", hk.name)
 		}
 	}
+	g.pool.live.Store(1) // the first instance, made outside get
 	g.pool.put(in)
 	return g, nil
 }
