@@ -298,17 +298,24 @@ func (e *Extracted) w3cBaggage() string {
 		if n == bagMaxMembers {
 			break
 		}
-		s := m.key + "=" + encodeBagValue(m.value)
+		v := encodeBagValue(m.value)
+		size := len(m.key) + 1 + len(v)
 		if m.props != "" {
-			s += ";" + m.props
+			size += 1 + len(m.props)
 		}
-		if b.Len()+len(s)+1 > bagMaxBytes {
+		if b.Len()+size+1 > bagMaxBytes {
 			break
 		}
 		if n > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(s)
+		b.WriteString(m.key)
+		b.WriteByte('=')
+		b.WriteString(v)
+		if m.props != "" {
+			b.WriteByte(';')
+			b.WriteString(m.props)
+		}
 		n++
 	}
 	return b.String()
