@@ -292,9 +292,15 @@ func (e *Extracted) w3cBaggage() string {
 	if len(e.uberctx) == 0 {
 		return e.baggage
 	}
+	ms := e.baggageMembers()
+	size := 0
+	for _, m := range ms {
+		size += len(m.key) + len(m.value) + len(m.props) + 3
+	}
 	var b strings.Builder
+	b.Grow(min(size, bagMaxBytes))
 	n := 0
-	for _, m := range e.baggageMembers() {
+	for _, m := range ms {
 		if n == bagMaxMembers {
 			break
 		}
