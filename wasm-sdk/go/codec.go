@@ -269,6 +269,13 @@ func indexHeader(declared []string, name string) int {
 
 func header(h *viewHeaders, which int32, declared []string, name string) string {
 	if i := indexHeader(declared, name); i >= 0 && i < len(h.offs) {
+		r := reader{b: h.b, off: int(h.offs[i])}
+		switch n := r.count(4); n {
+		case 0:
+			return ""
+		case 1:
+			return r.str()
+		}
 		return strings.Join(h.values(i), ", ")
 	}
 	v, _ := hostGetHeader(which, name)
