@@ -59,10 +59,17 @@ func TestWAT_ResponseHook_StatusAndKeep(t *testing.T) {
 		if err := h.OnRequest(context.Background(), &Request{Kind: trace.SpanKindClient, Method: "GET", TraceID: testTraceID}, &x); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.OnResponse(context.Background(), &Response{Status: status, Duration: time.Millisecond}, &x); err != nil {
+		hdr := http.Header{"Content-Type": {"text/plain", "ignored"}}
+		if status == 404 {
+			hdr = nil // absent: count 0 in the view
+		}
+		if err := h.OnResponse(context.Background(), &Response{Status: status, Header: hdr, Duration: time.Millisecond}, &x); err != nil {
 			t.Fatal(err)
 		}
 		want := []attribute.KeyValue{attribute.String("wat.method", "GET"), attribute.Int64("wat.status", int64(status))}
+		if hdr != nil {
+			want = append(want, attribute.String("wat.content_type", "text/plain"))
+		}
 		if d := diff(x.Attributes, want); d != "" {
 			t.Errorf("status %d: Attributes %s", status, d)
 		}
