@@ -75,7 +75,7 @@ func BenchmarkSpanEnd(b *testing.B) {
 	}
 }
 
-func benchSpans(b *testing.B) []sdktrace.ReadOnlySpan {
+func benchSpans(b testing.TB) []sdktrace.ReadOnlySpan {
 	return finishedSpans(b, span("GET /cart", []attribute.KeyValue{
 		attribute.String("http.request.method", "GET"),
 		attribute.String("url.full", "https://shop/cart?id=1"),

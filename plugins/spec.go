@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
-	"strings"
+	"slices"
 )
 
 // Failure policies for Spec.Failure.
@@ -132,27 +133,22 @@ func parseSpec(raw json.RawMessage) (Spec, error) {
 	return s, nil
 }
 
+// sortedKeys orders an entry's keys: unknown ones first (sorted, so that
+// the error is deterministic), then name, path, config, failure.
 func sortedKeys(m map[string]json.RawMessage) []string {
-	order := []string{"name", "path", "config", "failure"}
-	keys := make([]string, 0, len(m))
-	for _, k := range order {
+	known := []string{"name", "path", "config", "failure"}
+	var keys []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(known, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range known {
 		if _, ok := m[k]; ok {
 			keys = append(keys, k)
 		}
 	}
-	var rest []string
-	for k := range m {
-		if !strings.Contains(" name path config failure ", " "+k+" ") {
-			rest = append(rest, k)
-		}
-	}
-	// Deterministic error for several unknown keys.
-	for i := 1; i < len(rest); i++ {
-		for j := i; j > 0 && rest[j] < rest[j-1]; j-- {
-			rest[j], rest[j-1] = rest[j-1], rest[j]
-		}
-	}
-	return append(rest, keys...)
+	return keys
 }
 
 func syntaxError(err error) error {
