@@ -190,8 +190,13 @@ func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 	}
 	seen := map[string]bool{}
 	for _, s := range specs {
-		if seen[s.Name] {
+		switch {
+		case s.Name == "":
+			return fail(errors.New("plugins: a plugin has no name"))
+		case seen[s.Name]:
 			return fail(fmt.Errorf("plugins: %s: duplicate name", s.Name))
+		case s.Failure != "" && s.Failure != FailOpen && s.Failure != FailClosed:
+			return fail(fmt.Errorf("plugins: %s: failure: got %q; want %q or %q", s.Name, s.Failure, FailOpen, FailClosed))
 		}
 		seen[s.Name] = true
 	}
@@ -214,8 +219,10 @@ func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fail(err)
+	for _, err := range errs {
+		if err != nil { // the first in chain order: one line
+			return fail(err)
+		}
 	}
 	h.cur.Store(newChain(h, gens))
 	wctx, cancel := context.WithCancel(context.Background())
