@@ -1,0 +1,36 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+)
+
+func TestChain_LastOpinionWins(t *testing.T) {
+	hello := Spec{Name: "hello", Path: wat("hello")}
+	tenant := Spec{Name: "tenant", Path: example(t, "tenant-sampler"), Config: json.RawMessage(`{"tenants":{"free":0}}`)}
+	silent := Spec{Name: "silent", Path: wat("faulty")} // mode 0: no opinion
+	tests := []struct {
+		name  string
+		chain []Spec
+		want  Decision
+	}{
+		{"sampler after hello", []Spec{hello, tenant, silent}, RecordOnly},
+		{"hello after sampler", []Spec{tenant, hello, silent}, RecordAndSample},
+		{"no opinion only", []Spec{silent}, NoOpinion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := load(t, Options{}, tt.chain...)
+			var x Exchange
+			if err := h.OnRequest(context.Background(), &Request{Method: "GET", Header: http.Header{"X-Tenant-Id": {"free"}}}, &x); err != nil {
+				t.Fatal(err)
+			}
+			if x.Decision != tt.want || len(x.Errors) != 0 {
+				t.Errorf("got %v (errors %q); want %v", x.Decision, x.Errors, tt.want)
+			}
+			x.Reset()
+		})
+	}
+}
