@@ -273,6 +273,8 @@ type instance struct {
 	enc    encoder
 	keys   keyCache
 
+	hdrNames map[string]string // canonical header names for get_header
+
 	deadline atomic.Int64 // monotime deadline of the running call; 0 idle; -1 interrupted
 	memBytes atomic.Uint64
 
@@ -638,7 +640,7 @@ func hostGetHeader(ctx context.Context, mod api.Module, stack []uint64) {
 	if !ok {
 		return
 	}
-	vs := hdr.Values(string(name))
+	vs := hdr[in.canonical(name)]
 	if len(vs) == 0 {
 		return
 	}
@@ -652,6 +654,22 @@ func hostGetHeader(ctx context.Context, mod api.Module, stack []uint64) {
 		}
 	}
 	stack[0] = uint64(uint32(len(v)))
+}
+
+// canonical returns the canonical form of a header name read from guest
+// memory, remembered per instance: plugins ask for the same few names.
+func (in *instance) canonical(name []byte) string {
+	if k, ok := in.hdrNames[string(name)]; ok {
+		return k
+	}
+	k := textproto.CanonicalMIMEHeaderKey(string(name))
+	if in.hdrNames == nil {
+		in.hdrNames = map[string]string{}
+	}
+	if len(in.hdrNames) < 64 && len(name) <= 128 {
+		in.hdrNames[string(name)] = k
+	}
+	return k
 }
 
 // guestWriter sends the guest's stdout and stderr (a Go panic message, for
