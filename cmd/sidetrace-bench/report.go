@@ -23,6 +23,7 @@ type summary struct {
 	errors         uint64
 	firstErr       string
 	requests       uint64
+	answered       uint64 // requests the proxy answered in all its runs, warm-ups included
 	exports, spans uint64
 	exportErrors   uint64
 	saturated      bool
@@ -99,6 +100,7 @@ func summarize(ms []measurement, maxForeign float64) summary {
 	s := summarizeRuns(runs, maxForeign)
 	for _, m := range ms {
 		s.peakRSSMiB = max(s.peakRSSMiB, float64(m.HWMKiB)/1024)
+		s.answered += m.Answered
 		s.exports += m.Export.Requests
 		s.spans += m.Export.Spans
 		s.exportErrors += m.Export.Errors
@@ -225,7 +227,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- %s: %s", sc.name, sc.about)
 		s := summarize(r.Results[sc.name], cfg.MaxForeign)
 		if s.exports > 0 || strings.Contains(sc.about, "always_on") {
-			fmt.Fprintf(&b, "; receiver got %d spans in %d exports for %d requests", s.spans, s.exports, s.requests)
+			fmt.Fprintf(&b, "; the receiver got %d spans in %d exports for the %d requests answered", s.spans, s.exports, s.answered)
 			if s.exportErrors > 0 {
 				fmt.Fprintf(&b, " (%d exports rejected)", s.exportErrors)
 			}

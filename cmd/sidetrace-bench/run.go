@@ -167,13 +167,14 @@ func appendEnv(env *[]string) func(string) error {
 // measurement is one scenario measured once: a closed-loop run and the open-loop runs, with what the
 // proxy process used meanwhile.
 type measurement struct {
-	Round   int             `json:"round"`
-	Closed  loadResult      `json:"closed"`
-	Open    []loadResult    `json:"open,omitempty"`
-	CPU     time.Duration   `json:"cpu_ns,omitempty"`      // proxy CPU during the closed-loop run
-	OpenCPU []time.Duration `json:"open_cpu_ns,omitempty"` // proxy CPU during each open-loop run
-	HWMKiB  uint64          `json:"peak_rss_kib,omitempty"`
-	Export  receiverStats   `json:"export"` // what the receiver got during the closed-loop run
+	Round    int             `json:"round"`
+	Closed   loadResult      `json:"closed"`
+	Open     []loadResult    `json:"open,omitempty"`
+	CPU      time.Duration   `json:"cpu_ns,omitempty"`      // proxy CPU during the closed-loop run
+	OpenCPU  []time.Duration `json:"open_cpu_ns,omitempty"` // proxy CPU during each open-loop run
+	HWMKiB   uint64          `json:"peak_rss_kib,omitempty"`
+	Export   receiverStats   `json:"export"`   // what the receiver got from the proxy, start to stop
+	Answered uint64          `json:"answered"` // requests the proxy answered, warm-up included
 	// Share of the machine's CPU time that went to other processes during the closed-loop run
 	// and during each open-loop run.
 	Foreign     float64   `json:"foreign_cpu"`
@@ -312,20 +313,29 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 // measure starts the scenario's target, warms it up, measures it and stops it.
 func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, error) {
 	m := measurement{Round: round}
+	// Spans are counted from before the proxy starts to after it stops, when it has flushed its
+	// exporter, and compared with every request it answered.
+	exportBefore, err := e.rc.stats()
+	if err != nil {
+		return m, err
+	}
 	t, err := sc.start(ctx, e)
 	if err != nil {
 		return m, err
 	}
 	defer t.stop()
+	answered := func(r loadResult) { m.Answered += r.Requests + r.Non2xx }
 	loadArgs := []string{"-url", t.url}
 	if sc.h2c {
 		loadArgs = append(loadArgs, "-h2c")
 	}
 	closedArgs := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.Conc))
 	if e.cfg.Warmup > 0 {
-		if _, _, err := runLoadChild(ctx, e, append(slices.Clone(closedArgs), "-d", e.cfg.Warmup.String())); err != nil {
+		res, _, err := runLoadChild(ctx, e, append(slices.Clone(closedArgs), "-d", e.cfg.Warmup.String()))
+		if err != nil {
 			return m, fmt.Errorf("warm-up: %w", err)
 		}
+		answered(res)
 	}
 	// sample runs a load and returns what the proxy used meanwhile, and how much of the machine
 	// went to processes that are not part of the benchmark.
@@ -338,6 +348,7 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 		if err != nil {
 			return res, 0, 0, err
 		}
+		answered(res)
 		if t.proc != nil && t.proc.exited() {
 			return res, 0, 0, t.proc.failure()
 		}
@@ -349,22 +360,8 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 		return res, ticksToDuration(after.proxy.CPUTicks - before.proxy.CPUTicks), after.foreignSince(before, loadCPU), nil
 	}
 
-	exportBefore, err := e.rc.stats()
-	if err != nil {
-		return m, err
-	}
 	if m.Closed, m.CPU, m.Foreign, err = sample(append(closedArgs, "-d", e.cfg.Duration.String())); err != nil {
 		return m, err
-	}
-	exportAfter, err := e.rc.stats()
-	if err != nil {
-		return m, err
-	}
-	m.Export = receiverStats{
-		Requests: exportAfter.Requests - exportBefore.Requests,
-		Spans:    exportAfter.Spans - exportBefore.Spans,
-		Bytes:    exportAfter.Bytes - exportBefore.Bytes,
-		Errors:   exportAfter.Errors - exportBefore.Errors,
 	}
 	for _, rate := range e.cfg.Rates {
 		args := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.OpenConc),
@@ -376,6 +373,19 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 		m.Open = append(m.Open, res)
 		m.OpenCPU = append(m.OpenCPU, cpu)
 		m.OpenForeign = append(m.OpenForeign, foreign)
+	}
+	if err := t.stop(); err != nil {
+		return m, err
+	}
+	exportAfter, err := e.rc.stats()
+	if err != nil {
+		return m, err
+	}
+	m.Export = receiverStats{
+		Requests: exportAfter.Requests - exportBefore.Requests,
+		Spans:    exportAfter.Spans - exportBefore.Spans,
+		Bytes:    exportAfter.Bytes - exportBefore.Bytes,
+		Errors:   exportAfter.Errors - exportBefore.Errors,
 	}
 	return m, nil
 }

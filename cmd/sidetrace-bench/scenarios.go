@@ -35,7 +35,7 @@ func (t *target) stop() error {
 	if t.proc == nil {
 		return nil
 	}
-	return t.proc.stop(10 * time.Second)
+	return t.proc.stop(20 * time.Second)
 }
 
 var scenarios = []scenario{
