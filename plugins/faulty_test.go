@@ -185,6 +185,17 @@ func TestFaulty_SpanEnd_FailClosedDropsFailOpenMarks(t *testing.T) {
 	})
 }
 
+func TestSpanEnd_TimeoutRetriedOnceOnAFreshInstance(t *testing.T) {
+	h := load(t, Options{Timeout: faultyTimeout}, faultySpec(modeLoopEverySecondCall, FailClosed))
+	spans := finishedSpans(t, span("a", nil), span("b", nil), span("c", nil))
+	if got := h.ProcessSpans(context.Background(), spans); len(got) != 3 {
+		t.Errorf("got %d spans; want 3 (each timeout retried once)", len(got))
+	}
+	if st := h.Stats().Plugin("faulty"); st.Timeouts != 2 || st.Calls != 5 {
+		t.Errorf("got %d calls, %d timeouts; want 5, 2", st.Calls, st.Timeouts)
+	}
+}
+
 func TestLoad_RefusesBadModules(t *testing.T) {
 	junk := filepath.Join(t.TempDir(), "junk.wasm")
 	os.WriteFile(junk, []byte("not wasm"), 0o644)

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -16,7 +17,8 @@ import (
 // that Attributes and Events return the edited values. A fail-closed plugin
 // that fails drops the span, so an unredacted value never leaves; a fail-open
 // one leaves it as it was before that plugin, with attribute
-// sidetrace.plugin.error. The proxy calls it from its export goroutine, off
+// sidetrace.plugin.error. A call that times out is tried once more on a
+// fresh instance first. The proxy calls it from its export goroutine, off
 // the request path.
 func (h *Host) ProcessSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	if h == nil || len(spans) == 0 {
@@ -115,6 +117,13 @@ func (g *generation) onSpanEnd(ctx context.Context, states []spanState) {
 			continue
 		}
 		err := g.spanEnd(ctx, &in, st)
+		if isTimeout(err) {
+			// Once more on a fresh instance: a Go guest collecting garbage,
+			// or a loaded machine, can overrun a deadline that a loop would
+			// overrun every time. Off the request path, a second try costs
+			// little and spares a fail-closed plugin's span.
+			err = g.spanEnd(ctx, &in, st)
+		}
 		if err == nil {
 			continue
 		}
@@ -244,6 +253,11 @@ func applySpan(out []byte, st *spanState, keys *keyCache) error {
 		st.events = events
 	}
 	return nil
+}
+
+func isTimeout(err error) bool {
+	var ce *callError
+	return errors.As(err, &ce) && ce.kind == failTimeout
 }
 
 func setAttr(kvs []attribute.KeyValue, kv attribute.KeyValue) []attribute.KeyValue {
