@@ -91,7 +91,7 @@ func example(t testing.TB, name string) string {
 var exampleNames = []string{"pii-redact", "tenant-sampler", "custom-attributes"}
 
 func buildExample(name, out string) error {
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+name)
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./"+name) // as build-examples.sh: same bytes, one compilation
 	cmd.Dir = filepath.Join("..", "examples", "plugins")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
