@@ -289,29 +289,42 @@ func processTree(pid int) ([]int, error) {
 	return tree, nil
 }
 
-// readHostCPU returns the busy and total CPU time of the machine, all CPUs, in ticks, from the
-// first line of /proc/stat: busy is everything but idle and iowait, steal included.
-func readHostCPU() (busy, total uint64, err error) {
+// readHostCPU returns the busy and total time of cpus (all of them if nil), in ticks, from
+// /proc/stat: busy is everything but idle and iowait, steal included.
+func readHostCPU(cpus []int) (busy, total uint64, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	// cpu user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user]
-	const idle, iowait, steal = 4, 5, 8
-	if len(f) <= steal || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
 	}
-	for i := 1; i <= steal; i++ {
-		v, err := strconv.ParseUint(f[i], 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+	found := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || !(cpus == nil && f[0] == "cpu" || want[f[0]]) {
+			continue
 		}
-		total += v
-		if i != idle && i != iowait {
-			busy += v
+		// cpuN user nice system idle iowait irq softirq steal [guest guest_nice, counted in user]
+		const idle, iowait, steal = 4, 5, 8
+		if len(f) <= steal {
+			return 0, 0, fmt.Errorf("/proc/stat: unexpected line %q", line)
 		}
+		for i := 1; i <= steal; i++ {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+			}
+			total += v
+			if i != idle && i != iowait {
+				busy += v
+			}
+		}
+		found++
+	}
+	if found == 0 || cpus != nil && found != len(want) {
+		return 0, 0, fmt.Errorf("/proc/stat: found %d of the CPUs %v", found, cpus)
 	}
 	return busy, total, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -35,5 +36,25 @@ func TestSummarizeRuns_MediansAndDisturbedRuns(t *testing.T) {
 				t.Errorf("spread: got %g; want %g", s.rpsSpread, tc.spread)
 			}
 		})
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{"0", []int{0}, false},
+		{"0-3,8", []int{0, 1, 2, 3, 8}, false},
+		{"1, 4-5", []int{1, 4, 5}, false},
+		{"", nil, true},
+		{"3-1", nil, true},
+		{"a", nil, true},
+	} {
+		got, err := parseCPUList(tc.in)
+		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+			t.Errorf("parseCPUList(%q): got %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
 	}
 }

@@ -198,8 +198,11 @@ type env struct {
 	upstream                 string // host:port
 	receiver                 string // host:port
 	upstreamPid, receiverPid int
-	rc                       *receiverClient
-	tmp                      string
+	// CPUs the load generator and the proxy are pinned to, nil if they are not: what a run uses of the
+	// machine, and so where other processes' work disturbs it.
+	loadCPUs, proxyCPUs []int
+	rc                  *receiverClient
+	tmp                 string
 }
 
 // pinned prefixes argv with taskset when pinning is on.
@@ -253,6 +256,14 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 	}
 	defer os.RemoveAll(tmp)
 	e := &env{cfg: cfg, self: self, tmp: tmp}
+	if cfg.Pin {
+		if e.loadCPUs, err = parseCPUList(cfg.LoadCPUs); err != nil {
+			return nil, fmt.Errorf("-load-cpus: %w", err)
+		}
+		if e.proxyCPUs, err = parseCPUList(cfg.ProxyCPUs); err != nil {
+			return nil, fmt.Errorf("-proxy-cpus: %w", err)
+		}
+	}
 
 	// The upstream and the receiver live for the whole run, on the load generator's CPUs.
 	if e.upstream, err = freeAddr(); err != nil {
@@ -400,7 +411,11 @@ type usageSnapshot struct {
 func (e *env) usage(proxy *child) (usageSnapshot, error) {
 	var s usageSnapshot
 	var err error
-	if s.hostBusy, s.hostTotal, err = readHostCPU(); err != nil {
+	cpus := e.loadCPUs // nil when not pinned: the whole machine
+	if proxy != nil && cpus != nil {
+		cpus = append(slices.Clone(cpus), e.proxyCPUs...)
+	}
+	if s.hostBusy, s.hostTotal, err = readHostCPU(cpus); err != nil {
 		return s, err
 	}
 	for _, pid := range []int{os.Getpid(), e.upstreamPid, e.receiverPid} {
@@ -417,8 +432,8 @@ func (e *env) usage(proxy *child) (usageSnapshot, error) {
 	return s, nil
 }
 
-// foreignSince returns the share of the machine's CPU time since before that went to anything other
-// than the benchmark's processes (and loadCPU, the load child's): other work on a shared host, or
+// foreignSince returns the share of the CPU time of the CPUs the run used (the whole machine when
+// not pinned) since before that went to anything other than the benchmark's processes (and loadCPU, the load child's): other work on a shared host, or
 // time stolen by the hypervisor. Figures measured while it is high are not to be trusted.
 func (s usageSnapshot) foreignSince(before usageSnapshot, loadCPU time.Duration) float64 {
 	total := float64(s.hostTotal - before.hostTotal)
@@ -461,35 +476,38 @@ func (r *report) stable() bool {
 }
 
 // allowedCPUs returns the CPUs this process may run on, from Cpus_allowed_list in
-// /proc/self/status ("0-3,8").
+// /proc/self/status.
 func allowedCPUs() ([]int, error) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return nil, err
 	}
 	for line := range strings.Lines(string(b)) {
-		list, ok := strings.CutPrefix(line, "Cpus_allowed_list:")
-		if !ok {
-			continue
+		if list, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return parseCPUList(strings.TrimSpace(list))
 		}
-		var cpus []int
-		for part := range strings.SplitSeq(strings.TrimSpace(list), ",") {
-			lo, hi, isRange := strings.Cut(part, "-")
-			first, err1 := strconv.Atoi(lo)
-			last, err2 := first, error(nil)
-			if isRange {
-				last, err2 = strconv.Atoi(hi)
-			}
-			if err := errors.Join(err1, err2); err != nil {
-				return nil, fmt.Errorf("Cpus_allowed_list %q: %w", list, err)
-			}
-			for c := first; c <= last; c++ {
-				cpus = append(cpus, c)
-			}
-		}
-		return cpus, nil
 	}
 	return nil, errors.New("/proc/self/status: no Cpus_allowed_list")
+}
+
+// parseCPUList parses a CPU list as taskset -c and /proc take it: "0-3,8".
+func parseCPUList(list string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		first, err1 := strconv.Atoi(lo)
+		last, err2 := first, error(nil)
+		if isRange {
+			last, err2 = strconv.Atoi(hi)
+		}
+		if err := errors.Join(err1, err2); err != nil || first < 0 || last < first {
+			return nil, fmt.Errorf("CPU list %q: want numbers and ranges like 0-3,8", list)
+		}
+		for c := first; c <= last; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
 }
 
 func machine() string {
