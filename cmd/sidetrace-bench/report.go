@@ -215,7 +215,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 			foreign, disturbed = max(foreign, o.foreign), disturbed || o.disturbed
 		}
 	}
-	fmt.Fprintf(&b, " Other processes used at most %.0f%% of the machine's CPU during the runs kept (runs above %g%% are dropped).", foreign*100, cfg.MaxForeign)
+	fmt.Fprintf(&b, " Other processes used at most %.0f%% of the CPUs in use during the runs kept (runs above %g%% are dropped).", foreign*100, cfg.MaxForeign)
 	if disturbed {
 		b.WriteString(" **Warning: the machine was busy during every run of some rows (\"all disturbed\"); do not publish these figures.**")
 	}

@@ -73,7 +73,7 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	fs.IntVar(&cfg.MaxRounds, "max-rounds", 5, "keep adding rounds up to this many while a scenario's req/s spread is above -spread or it lacks undisturbed runs")
 	fs.DurationVar(&cfg.Budget, "budget", 9*time.Minute, "start no round beyond -rounds that would end after this much time")
 	fs.Float64Var(&cfg.Spread, "spread", 5, "target spread of req/s across rounds, in percent of the median")
-	fs.Float64Var(&cfg.MaxForeign, "max-foreign", 10, "leave out runs during which other processes used more than this percentage of the machine's CPU (and add rounds for them)")
+	fs.Float64Var(&cfg.MaxForeign, "max-foreign", 10, "leave out runs during which other processes used more than this percentage of the CPUs in use (and add rounds for them)")
 	rates := fs.String("rates", "1000,5000", "open-loop rates in req/s, comma-separated; empty: closed loop only")
 	fs.IntVar(&cfg.Size, "size", 1024, "response body bytes")
 	fs.StringVar(&cfg.ProxyCPUs, "proxy-cpus", "", "CPUs for the proxy under test (taskset -c list; default the first CPU this process may use)")
