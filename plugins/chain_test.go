@@ -34,3 +34,19 @@ func TestChain_LastOpinionWins(t *testing.T) {
 		})
 	}
 }
+
+func TestTrusted_RunsWithoutTerminationChecksBesideSandboxed(t *testing.T) {
+	h := load(t, Options{}, Spec{Name: "fast", Path: wat("hello"), Trusted: true}, Spec{Name: "safe", Path: wat("faulty"), Config: json.RawMessage("1")})
+	if h.fast == nil || h.runtime(h.plugins[0]) != h.fast || h.runtime(h.plugins[1]) != h.rt {
+		t.Fatal("trusted plugin not in the fast runtime, or sandboxed one not in the interruptible one")
+	}
+	var x Exchange
+	if err := h.OnRequest(context.Background(), &Request{Method: "GET"}, &x); err != nil {
+		t.Fatal(err)
+	}
+	// The trusted plugin ran; the sandboxed one looped and was interrupted.
+	if x.Decision != RecordAndSample || len(x.Errors) != 1 || x.Errors[0] != "safe: timeout after "+goTimeout().String() {
+		t.Errorf("got decision %v, errors %q", x.Decision, x.Errors)
+	}
+	x.Reset()
+}

@@ -81,7 +81,8 @@ func (o Options) memoryPages() uint32 {
 type Host struct {
 	opts  Options
 	log   *slog.Logger
-	rt    wazero.Runtime
+	rt    wazero.Runtime // guests are interruptible (unless Options.NoInterrupt)
+	fast  wazero.Runtime // trusted guests, without termination checks; nil until needed
 	cache wazero.CompilationCache
 
 	plugins []*plugin
@@ -163,30 +164,27 @@ func newChain(h *Host, gens []*generation) *chain {
 func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 	opts = opts.withDefaults()
 	h := &Host{opts: opts, log: opts.Logger, insts: map[*instance]struct{}{}}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(!opts.NoInterrupt). // lets the watchdog interrupt a runaway guest
-		WithMemoryLimitPages(opts.memoryPages())
 	if opts.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("plugins: compilation cache %s: %w", opts.CacheDir, err)
 		}
 		h.cache = cache
-		rc = rc.WithCompilationCache(cache)
 	}
-	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(err error) (*Host, error) {
-		h.rt.Close(ctx)
-		if h.cache != nil {
-			h.cache.Close(ctx)
-		}
+		h.closeRuntimes(ctx)
 		return nil, err
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
-		return fail(fmt.Errorf("plugins: wasi: %w", err))
+	var err error
+	if h.rt, err = h.newRuntime(ctx, !opts.NoInterrupt); err != nil {
+		return fail(err)
 	}
-	if err := h.instantiateHostModule(ctx); err != nil {
-		return fail(fmt.Errorf("plugins: host module: %w", err))
+	for _, s := range specs {
+		if s.Trusted && !opts.NoInterrupt && h.fast == nil {
+			if h.fast, err = h.newRuntime(ctx, false); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for _, s := range specs {
@@ -242,11 +240,50 @@ func (h *Host) Close(ctx context.Context) error {
 	h.stopWatchdog()
 	<-h.watchdogDone
 	h.cur.Store(nil)
-	err := h.rt.Close(ctx)
+	return h.closeRuntimes(ctx)
+}
+
+// newRuntime creates a wazero runtime with WASI and the host module.
+// interruptible compiles guests with termination checks
+// (WithCloseOnContextDone), which let the watchdog interrupt a runaway guest.
+func (h *Host) newRuntime(ctx context.Context, interruptible bool) (wazero.Runtime, error) {
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(interruptible).
+		WithMemoryLimitPages(h.opts.memoryPages())
+	if h.cache != nil {
+		rc = rc.WithCompilationCache(h.cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("plugins: wasi: %w", err)
+	}
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("plugins: host module: %w", err)
+	}
+	return rt, nil
+}
+
+func (h *Host) closeRuntimes(ctx context.Context) error {
+	var err error
+	for _, rt := range []wazero.Runtime{h.rt, h.fast} {
+		if rt != nil {
+			err = errors.Join(err, rt.Close(ctx))
+		}
+	}
 	if h.cache != nil {
 		err = errors.Join(err, h.cache.Close(ctx))
 	}
 	return err
+}
+
+// runtime returns the runtime a plugin's modules run in.
+func (h *Host) runtime(p *plugin) wazero.Runtime {
+	if p.spec.Trusted && h.fast != nil {
+		return h.fast
+	}
+	return h.rt
 }
 
 // Reload recompiles the plugins whose files changed (modification time or

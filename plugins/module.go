@@ -158,7 +158,7 @@ func validate(cm wazero.CompiledModule) error {
 }
 
 func (h *Host) newGeneration(ctx context.Context, p *plugin, bin []byte) (*generation, error) {
-	cm, err := h.rt.CompileModule(ctx, bin)
+	cm, err := h.runtime(p).CompileModule(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %v", oneLine(err))
 	}
@@ -300,7 +300,7 @@ func (g *generation) instantiate(ctx context.Context) (*instance, []byte, error)
 		WithStderr(w)
 	in := &instance{g: g}
 	in.ctx = context.WithValue(context.Background(), instKey{}, in)
-	mod, err := h.rt.InstantiateModule(in.ctx, g.compiled, cfg)
+	mod, err := h.runtime(g.p).InstantiateModule(in.ctx, g.compiled, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("instantiate: %v", oneLine(err))
 	}
@@ -592,8 +592,8 @@ func (p *pool) close() {
 
 // host functions
 
-func (h *Host) instantiateHostModule(ctx context.Context) error {
-	_, err := h.rt.NewHostModuleBuilder(abi.HostModule).
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+	_, err := rt.NewHostModuleBuilder(abi.HostModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), hostImports[abi.ImportLog].params, nil).
 		WithParameterNames("level", "ptr", "len").
