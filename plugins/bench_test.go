@@ -94,6 +94,36 @@ func benchSpans(b testing.TB) []sdktrace.ReadOnlySpan {
 // and response hooks and the span-end hook on its span.
 func BenchmarkChain(b *testing.B) {
 	b.Run("examples", func(b *testing.B) { benchChain(b, Options{Timeout: goTimeout()}) })
+	b.Run("examples-parallel", func(b *testing.B) {
+		// Every goroutine runs the chain: the pools fill up to PoolSize
+		// (GOMAXPROCS); the metrics give the memory of full pools.
+		h := load(b, Options{Timeout: goTimeout()}, exampleSpecs(b)...)
+		spans := benchSpans(b)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			r := &Request{Kind: trace.SpanKindServer, Method: "GET", Header: http.Header{"X-Tenant-Id": {"acme"}}, TraceID: testTraceID}
+			var x Exchange
+			for pb.Next() {
+				x.Reset()
+				h.OnRequest(context.Background(), r, &x)
+				h.OnResponse(context.Background(), &Response{Status: 200}, &x)
+				h.ProcessSpans(context.Background(), spans)
+			}
+		})
+		b.StopTimer()
+		reportPools(b, h)
+	})
+}
+
+// reportPools reports each plugin's live instances and their memory.
+func reportPools(b *testing.B, h *Host) {
+	for _, p := range h.Stats().Plugins {
+		b.ReportMetric(float64(p.MemoryBytes)/(1<<20), p.Name+"-MiB")
+		b.ReportMetric(float64(p.Instances), p.Name+"-instances")
+		if p.Failures > 0 { // a loaded machine can stall a call past its deadline
+			b.Logf("%s: %d failures in %d calls", p.Name, p.Failures, p.Calls)
+		}
+	}
 }
 
 func benchChain(b *testing.B, opts Options) {
@@ -119,13 +149,7 @@ func benchChain(b *testing.B, opts Options) {
 			}
 		}
 		b.StopTimer()
-		for _, p := range h.Stats().Plugins {
-			b.ReportMetric(float64(p.MemoryBytes)/(1<<20), p.Name+"-MiB")
-			b.ReportMetric(float64(p.Instances), p.Name+"-instances")
-			if p.Failures > 0 { // a loaded machine can stall a call past its deadline
-				b.Logf("%s: %d failures in %d calls", p.Name, p.Failures, p.Calls)
-			}
-		}
+		reportPools(b, h)
 	}
 }
 
