@@ -33,7 +33,7 @@ type pattern struct {
 
 // redactor holds the compiled config.
 type redactor struct {
-	keys     map[string]string // attribute key -> marker type
+	keys     map[string]string // attribute key -> marker type ("" for URL attributes: query redaction)
 	patterns []pattern
 	typed    bool
 }
@@ -72,6 +72,9 @@ func newRedactor(raw []byte) (*redactor, error) {
 		r.keys["http.request.header."+h] = "header"
 		r.keys["http.response.header."+h] = "header"
 	}
+	for k := range urlKeys {
+		r.keys[k] = ""
+	}
 	for _, k := range c.Keys {
 		if k == "" {
 			return nil, fmt.Errorf("pii-redact: config: keys: empty key")
@@ -102,7 +105,8 @@ func (r *redactor) marker(kind string) string {
 
 // value returns the redacted value of attribute key, and whether it changed.
 func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
-	if kind, ok := r.keys[key]; ok {
+	kind, ok := r.keys[key] // one lookup per attribute: a call in a Go guest is dear
+	if ok && kind != "" {
 		switch v.Type() {
 		case sdk.TypeStringSlice:
 			ss := make([]string, len(v.AsStringSlice()))
@@ -114,16 +118,17 @@ func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
 			return sdk.String(r.marker(kind)), true
 		}
 	}
+	isURL := ok // kind == ""
 	switch v.Type() {
 	case sdk.TypeString, sdk.TypeOther:
-		s, changed := r.text(key, v.AsString())
+		s, changed := r.text(isURL, v.AsString())
 		if changed {
 			return sdk.String(s), true
 		}
 	case sdk.TypeStringSlice:
 		var out []string
 		for i, e := range v.AsStringSlice() {
-			s, changed := r.text(key, e)
+			s, changed := r.text(isURL, e)
 			if changed && out == nil {
 				out = append([]string(nil), v.AsStringSlice()...)
 			}
@@ -138,10 +143,10 @@ func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
 	return v, false
 }
 
-// text redacts one string value of attribute key.
-func (r *redactor) text(key, s string) (string, bool) {
+// text redacts one string value; isURL: the value is a URL or query string.
+func (r *redactor) text(isURL bool, s string) (string, bool) {
 	orig := s
-	if urlKeys[key] && strings.IndexByte(s, '=') >= 0 {
+	if isURL && strings.IndexByte(s, '=') >= 0 {
 		s = r.query(s)
 	}
 	// One pass decides which detectors can match at all.
