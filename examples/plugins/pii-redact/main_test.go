@@ -96,3 +96,34 @@ func BenchmarkSpanEnd(b *testing.B) {
 		sdk.RunSpanEnd(s)
 	}
 }
+
+func TestEmails(t *testing.T) {
+	if _, err := sdk.RunInit(""); err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"a@b.co":                            "[REDACTED:email]",
+		"x a.b+c@mail.example.org. y":       "x [REDACTED:email]. y",
+		"two a@b.io,c@d.io":                 "two [REDACTED:email],[REDACTED:email]",
+		"not @ an email, a@b, a@b.c, @x.io": "not @ an email, a@b, a@b.c, @x.io",
+		"user@localhost":                    "user@localhost",
+		"a@b.c0m":                           "a@b.c0m",
+		"a@@b.io":                           "a@@b.io",
+	} {
+		got, _ := sdk.RunSpanEnd(sdk.TestSpan{Attributes: []sdk.Attribute{{Key: "m", Value: sdk.String(in)}}})
+		if g := got.Attributes[0].Value.AsString(); g != want {
+			t.Errorf("%q: got %q; want %q", in, g, want)
+		}
+	}
+}
+
+func TestRedact_LongValuesTruncatedBeforeScanning(t *testing.T) {
+	if _, err := sdk.RunInit(`{"max_value_bytes":10}`); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := sdk.RunSpanEnd(sdk.TestSpan{Attributes: []sdk.Attribute{{Key: "m", Value: sdk.String("a@b.io 12345 é")}, {Key: "s", Value: sdk.String("short")}}})
+	want := []sdk.Attribute{{Key: "m", Value: sdk.String("[REDACTED:email] 123[TRUNCATED]")}, {Key: "s", Value: sdk.String("short")}}
+	if !reflect.DeepEqual(got.Attributes, want) {
+		t.Errorf("got %+v; want %+v", got.Attributes, want)
+	}
+}

@@ -7,13 +7,14 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	sdk "github.com/sidetrace/sidetrace/wasm-sdk/go"
 )
 
 // config is the plugin's config; every field is optional:
 //
-//	{"keys":["enduser.id"],"patterns":{"phone":"\\+1-\\d{3}-\\d{3}-\\d{4}"},"typed":true}
+//	{"keys":["enduser.id"],"patterns":{"phone":"\\+1-\\d{3}-\\d{3}-\\d{4}"},"typed":true,"max_value_bytes":32768}
 type config struct {
 	// Keys are attribute keys whose whole value is always redacted, in
 	// addition to the authorization and cookie header attributes.
@@ -24,6 +25,12 @@ type config struct {
 	// Typed markers name what was redacted, "[REDACTED:email]"; false gives
 	// "[REDACTED]" (default true).
 	Typed *bool `json:"typed"`
+	// MaxValueBytes truncates longer string values before scanning them, as
+	// OpenTelemetry's attribute value length limit does (default 32768; 0
+	// keeps the default, -1 scans everything): scanning costs about 1 µs per
+	// byte in a Go guest, and a value that overruns the deadline fails the
+	// call.
+	MaxValueBytes int `json:"max_value_bytes"`
 }
 
 type pattern struct {
@@ -36,7 +43,13 @@ type redactor struct {
 	keys     map[string]string // attribute key -> marker type ("" for URL attributes: query redaction)
 	patterns []pattern
 	typed    bool
+	maxBytes int // < 0: no limit
 }
+
+const defaultMaxValueBytes = 32768
+
+// truncatedMarker ends a value cut at maxBytes.
+const truncatedMarker = "[TRUNCATED]"
 
 // Attribute keys whose values are header values (OpenTelemetry semantic
 // conventions: http.request.header.<name>, lower-case) always redacted.
@@ -47,7 +60,6 @@ var secretHeaders = []string{"authorization", "proxy-authorization", "cookie", "
 var urlKeys = map[string]bool{"url.query": true, "url.full": true, "url.original": true, "http.url": true, "http.target": true}
 
 var (
-	emailRE  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}`)
 	ssnRE    = regexp.MustCompile(`\b(\d{3})-(\d{2})-(\d{4})\b`)
 	jwtRE    = regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*`)
 	bearerRE = regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*`)
@@ -67,7 +79,13 @@ func newRedactor(raw []byte) (*redactor, error) {
 			return nil, fmt.Errorf("pii-redact: config: %v", err)
 		}
 	}
-	r := &redactor{keys: map[string]string{}, typed: c.Typed == nil || *c.Typed}
+	r := &redactor{keys: map[string]string{}, typed: c.Typed == nil || *c.Typed, maxBytes: c.MaxValueBytes}
+	if r.maxBytes == 0 {
+		r.maxBytes = defaultMaxValueBytes
+	}
+	if r.maxBytes < -1 {
+		return nil, fmt.Errorf("pii-redact: config: max_value_bytes: got %d; want -1 (no limit) or more than 0", r.maxBytes)
+	}
 	for _, h := range secretHeaders {
 		r.keys["http.request.header."+h] = "header"
 		r.keys["http.response.header."+h] = "header"
@@ -146,6 +164,13 @@ func (r *redactor) value(key string, v sdk.Value) (sdk.Value, bool) {
 // text redacts one string value; isURL: the value is a URL or query string.
 func (r *redactor) text(isURL bool, s string) (string, bool) {
 	orig := s
+	if r.maxBytes > 0 && len(s) > r.maxBytes {
+		cut := r.maxBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + truncatedMarker
+	}
 	if isURL && strings.IndexByte(s, '=') >= 0 {
 		s = r.query(s)
 	}
@@ -175,7 +200,7 @@ func (r *redactor) text(isURL bool, s string) (string, bool) {
 		s = bearerRE.ReplaceAllString(s, "${1} "+r.marker("bearer"))
 	}
 	if at {
-		s = emailRE.ReplaceAllLiteralString(s, r.marker("email"))
+		s = r.emails(s)
 	}
 	if digits >= 13 {
 		s = r.cards(s)
@@ -192,6 +217,64 @@ func (r *redactor) text(isURL bool, s string) (string, bool) {
 		s = p.re.ReplaceAllLiteralString(s, r.marker(p.name))
 	}
 	return s, s != orig
+}
+
+// emails redacts email addresses: around each '@', a local part of
+// letters, digits and ._%+- and a domain of dot-separated labels of letters,
+// digits and '-' ending in a top-level domain of two letters or more. A
+// scanner rather than a regular expression: it is linear in the value with
+// a small constant, where a regexp on a large value overran the deadline.
+func (r *redactor) emails(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := strings.IndexByte(s, '@'); i >= 0; {
+		start := i
+		for start > last && isLocal(s[start-1]) {
+			start--
+		}
+		end := i + 1
+		for end < len(s) && isDomain(s[end]) {
+			end++
+		}
+		for end > i+1 && (s[end-1] == '.' || s[end-1] == '-') {
+			end--
+		}
+		if start < i && validDomain(s[i+1:end]) {
+			b.WriteString(s[last:start])
+			b.WriteString(r.marker("email"))
+			last = end
+		}
+		next := strings.IndexByte(s[i+1:], '@')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isLocal(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+func isDomain(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
+
+// validDomain: at least two non-empty labels, the last of two letters or more.
+func validDomain(d string) bool {
+	dot := strings.LastIndexByte(d, '.')
+	if dot <= 0 || len(d)-dot-1 < 2 || strings.Contains(d, "..") || d[0] == '.' || d[0] == '-' {
+		return false
+	}
+	for i := dot + 1; i < len(d); i++ {
+		if c := d[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // validSSN rejects numbers the SSA never issues (area 000, 666, 9xx; group
