@@ -41,7 +41,7 @@ type loadResult struct {
 	Requests  uint64  `json:"requests"` // completed with a 2xx
 	Errors    uint64  `json:"errors"`   // transport errors and non-2xx answers
 	Non2xx    uint64  `json:"non_2xx"`
-	Dropped   uint64  `json:"dropped,omitempty"` // open loop: scheduled but never sent
+	Dropped   uint64  `json:"dropped,omitempty"` // open loop: scheduled but never sent; in the percentiles with the time they waited
 	RPS       float64 `json:"rps"`
 	P50us     float64 `json:"p50_us"`
 	P90us     float64 `json:"p90_us"`
@@ -295,7 +295,7 @@ func (s *stdRequester) close() { s.client.CloseIdleConnections() }
 // worker drives one requester and keeps its own counts, merged when the run ends.
 type worker struct {
 	r        requester
-	hist     histogram // latency of successful requests
+	hist     histogram // latency of successful requests, and of dropped ones (open loop)
 	lag      histogram // open loop: send time minus scheduled time
 	ok       uint64
 	errs     uint64
@@ -380,7 +380,10 @@ func (w *worker) runOpen(s *schedule) {
 	for at := range s.slots {
 		now := time.Now()
 		if now.After(s.giveUp) {
+			// Never sent: it counts in the latencies with how long it had waited, a lower bound, so
+			// that an overloaded target does not look better for the requests it never saw.
 			w.dropped++
+			w.hist.record(now.Sub(at))
 			continue
 		}
 		w.lag.record(now.Sub(at))
