@@ -380,6 +380,57 @@ func TestSampling_DeferredIncoming_DecidedByRootSampler(t *testing.T) {
 	})
 }
 
+// An explicit randomness in the incoming tracestate (ot=rv:<14 hex digits>) replaces the trace id's: each trace
+// id here would get the opposite decision from its rv. A sampled span's tracestate gets th in front of rv, the
+// ot member first, the other vendor's member kept; an unsampled one forwards the incoming tracestate as is.
+func TestSampling_TraceIDRatio_ExplicitRandomnessFromTracestate(t *testing.T) {
+	const n, p = 60, 0.5
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	rcv := otlptest.NewReceiver(t)
+	sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint(),
+		"OTEL_TRACES_SAMPLER=traceidratio", fmt.Sprint("OTEL_TRACES_SAMPLER_ARG=", p))
+	rng := rand.New(rand.NewPCG(17, 19))
+	tids, sids, rvs := make([]trace.TraceID, n), make([]trace.SpanID, n), make([]string, n)
+	wantSampled := make([]bool, n)
+	for i := range n {
+		rv := rng.Uint64() & (1<<56 - 1)
+		rvs[i], wantSampled[i] = fmt.Sprintf("%014x", rv), rv >= 1<<55
+		for tids[i], sids[i] = randomIDs(rng); specSampled(tids[i], p) == wantSampled[i]; tids[i], sids[i] = randomIDs(rng) {
+		}
+	}
+	c := client(t)
+	sendAll(t, c, n, 4, func(i int) *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, sc.URL("inbound")+"/", nil)
+		req.Header.Set("traceparent", traceparent(tids[i], sids[i], false))
+		req.Header.Set("tracestate", "vendor=x,ot=rv:"+rvs[i])
+		return req
+	})
+	settle(t, sc, n)
+	exported, fwd := exportedByTrace(t, rcv.Spans()), forwardedByTrace(t, up)
+	sampled := 0
+	for i, tid := range tids {
+		id := tid.String()
+		s, exp := exported[id]
+		f := fwd[id]
+		if exp != wantSampled[i] || f.sc.IsSampled() != wantSampled[i] {
+			t.Errorf("trace %s rv %s: exported %v, downstream sampled %v; want both %v (decided on rv, not the trace id)", id, rvs[i], exp, f.sc.IsSampled(), wantSampled[i])
+			continue
+		}
+		want := "vendor=x,ot=rv:" + rvs[i]
+		if exp {
+			sampled++
+			want = "ot=th:8;rv:" + rvs[i] + ",vendor=x"
+			if s.TraceState != want {
+				t.Errorf("trace %s: exported tracestate %q; want %q", id, s.TraceState, want)
+			}
+		}
+		if got := f.hdr.Get("tracestate"); got != want {
+			t.Errorf("trace %s: forwarded tracestate %q; want %q", id, got, want)
+		}
+	}
+	t.Logf("sampled %d of %d on their rv, each against its trace id's decision", sampled, n)
+}
+
 // Parent-based samplers follow the incoming sampled flag both ways, whatever their root decision would be: a
 // sampled parent gives a sampled, exported child and 01 downstream; an unsampled one a span not exported and
 // 00 downstream.
