@@ -1,0 +1,97 @@
+#!/bin/sh
+# build-languages.sh OUTDIR: builds every example plugin written in a language
+# other than Go (examples/plugins/NAME/{rust,c,assemblyscript}/) into
+# OUTDIR/NAME-LANG.wasm, with the SDKs in wasm-sdk/{rust,c,assemblyscript}.
+#
+# Toolchains (Debian packages, and the assemblyscript npm package pinned in
+# wasm-sdk/assemblyscript/package-lock.json):
+#   rust:           apt-get install rustc libstd-rust-dev-wasm32      (RUSTC, default /usr/bin/rustc)
+#   c:              apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32   (CC, default clang)
+#   assemblyscript: node >= 20 and npm; this script runs `npm ci` in wasm-sdk/assemblyscript when
+#                   node_modules is missing
+# A missing toolchain stops the script with one line naming what to install.
+# LANGUAGES (default "rust c assemblyscript") limits what is built.
+set -eu
+if [ $# -ne 1 ]; then
+	echo "usage: $0 OUTDIR" >&2
+	exit 2
+fi
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+sdk=$root/wasm-sdk
+RUSTC=${RUSTC:-/usr/bin/rustc}
+CC=${CC:-clang}
+LANGUAGES=${LANGUAGES:-rust c assemblyscript}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+missing() {
+	echo "$0: $*" >&2
+	exit 1
+}
+
+wants() {
+	case " $LANGUAGES " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+examples() { # examples LANG: the example names that have a LANG version
+	for d in "$root"/examples/plugins/*/"$1"/; do
+		[ -d "$d" ] || continue
+		basename "$(dirname "$d")"
+	done
+}
+
+# Rust: the SDK as an rlib, each example as a cdylib linked against it.
+# -C lto and opt-level z make the module small; 64 KiB of stack (the
+# default is 1 MiB) makes the instance small.
+if wants rust && [ -n "$(examples rust)" ]; then
+	if ! [ -x "$RUSTC" ] || ! [ -d "$("$RUSTC" --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown" ]; then
+		missing "rustc for wasm32 is missing: apt-get install rustc libstd-rust-dev-wasm32 (or set RUSTC to a rustc with the wasm32-unknown-unknown target)"
+	fi
+	rflags="--edition 2021 --target wasm32-unknown-unknown -C opt-level=z -C panic=abort -C codegen-units=1"
+	# shellcheck disable=SC2086
+	"$RUSTC" $rflags --crate-type rlib --crate-name sidetrace "$sdk/rust/src/lib.rs" -o "$tmp/libsidetrace.rlib"
+	for name in $(examples rust); do
+		echo "rust    $out/$name-rust.wasm"
+		# shellcheck disable=SC2086
+		"$RUSTC" $rflags --crate-type cdylib -C lto -C strip=symbols -C link-arg=-zstack-size=65536 \
+			--crate-name "$(echo "$name" | tr - _)" --extern sidetrace="$tmp/libsidetrace.rlib" \
+			"$root/examples/plugins/$name/rust/lib.rs" -o "$out/$name-rust.wasm"
+	done
+fi
+
+# C: clang for wasm32-wasi with wasi-libc, as a reactor (the host calls
+# _initialize); -Wl,--strip-all drops names and debug info.
+if wants c && [ -n "$(examples c)" ]; then
+	printf '#include <stdlib.h>\n#include <string.h>\nint x(void){return (int)strlen(malloc(1));}\n' >"$tmp/probe.c"
+	if ! command -v "$CC" >/dev/null 2>&1 || ! command -v wasm-ld >/dev/null 2>&1 ||
+		! "$CC" --target=wasm32-wasi -mexec-model=reactor -O2 "$tmp/probe.c" -o "$tmp/probe.wasm" >/dev/null 2>&1; then
+		missing "clang for wasm32-wasi is missing: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32"
+	fi
+	for name in $(examples c); do
+		echo "c       $out/$name-c.wasm"
+		"$CC" --target=wasm32-wasi -mexec-model=reactor -Oz -flto -Wall -Werror \
+			-I"$sdk/c" "$sdk/c/sidetrace.c" "$root/examples/plugins/$name/c/"*.c \
+			-Wl,--strip-all -Wl,--gc-sections -Wl,-z,stack-size=65536 -o "$out/$name-c.wasm"
+	done
+fi
+
+# AssemblyScript: asc from the pinned npm package; abort, trace and seed are
+# routed to the SDK so that a module imports nothing the host lacks.
+if wants assemblyscript && [ -n "$(examples assemblyscript)" ]; then
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		missing "node and npm are missing (assemblyscript needs node >= 20): apt-get install nodejs npm"
+	fi
+	asc=$sdk/assemblyscript/node_modules/.bin/asc
+	if ! [ -x "$asc" ]; then
+		(cd "$sdk/assemblyscript" && npm ci --no-audit --no-fund --silent) >&2 ||
+			missing "assemblyscript is missing: cd wasm-sdk/assemblyscript && npm ci --no-audit --no-fund"
+	fi
+	for name in $(examples assemblyscript); do
+		echo "as      $out/$name-assemblyscript.wasm"
+		"$asc" "$root/examples/plugins/$name/assemblyscript/index.ts" --config "$sdk/assemblyscript/asconfig.json" \
+			--target release -o "$out/$name-assemblyscript.wasm"
+	done
+fi
