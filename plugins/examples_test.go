@@ -177,7 +177,7 @@ func spanTexts(s sdktrace.ReadOnlySpan) []string {
 func TestPIIRedact_LargeSpanGrowsTheBuffer(t *testing.T) {
 	h := load(t, Options{}, Spec{Name: "pii", Path: example(t, "pii-redact"), Failure: FailClosed})
 	mid := strings.Repeat("lorem ipsum ", 1500) + "mail bob@example.org"   // 18 KB: scanned whole
-	huge := strings.Repeat("lorem ipsum ", 20000) + "mail eve@example.org" // 240 KB: truncated to 32 KiB, then scanned
+	huge := strings.Repeat("lorem ipsum ", 20000) + "mail eve@example.org" // 240 KB: truncated to 16 KiB, then scanned
 	spans := finishedSpans(t, span("big", []attribute.KeyValue{attribute.String("mid", mid), attribute.String("huge", huge)}))
 	got := h.ProcessSpans(context.Background(), spans)
 	if len(got) != 1 {
@@ -187,7 +187,7 @@ func TestPIIRedact_LargeSpanGrowsTheBuffer(t *testing.T) {
 	if v := attrs[0].Value.AsString(); v != strings.TrimSuffix(mid, "bob@example.org")+"[REDACTED:email]" {
 		t.Errorf("mid: got a %d-byte value ending %q", len(v), v[max(0, len(v)-40):])
 	}
-	if v := attrs[1].Value.AsString(); strings.Contains(v, "eve@") || len(v) != 32768+len("[TRUNCATED]") {
+	if v := attrs[1].Value.AsString(); strings.Contains(v, "eve@") || len(v) != 16384+len("[TRUNCATED]") {
 		t.Errorf("huge: got a %d-byte value ending %q", len(v), v[max(0, len(v)-40):])
 	}
 }

@@ -152,21 +152,34 @@ func (r *reader) str() string {
 	return string(r.b[s.off : s.off+s.n])
 }
 
-// keys interns attribute keys: spans repeat the same few, and every
-// allocation in a guest costs garbage collection inside a host call.
-var keys = map[string]string{}
+// keys interns attribute keys: spans repeat the same few, in the same order,
+// and every allocation in a guest costs garbage collection inside a host
+// call. A key is first compared with the one seen at the same position in
+// the previous view (no hashing), then looked up.
+var (
+	keys      = map[string]string{}
+	keysByPos []string
+)
 
 const maxKeys = 1024
 
-func (r *reader) key() string {
+func (r *reader) key(pos int) string {
 	s := r.strSpan()
 	b := r.b[s.off : s.off+s.n]
-	if k, ok := keys[string(b)]; ok {
-		return k
+	if pos < len(keysByPos) && keysByPos[pos] == string(b) {
+		return keysByPos[pos]
 	}
-	k := string(b)
-	if len(keys) < maxKeys && len(k) <= 128 {
-		keys[k] = k
+	k, ok := keys[string(b)]
+	if !ok {
+		k = string(b)
+		if len(keys) < maxKeys && len(k) <= 128 {
+			keys[k] = k
+		}
+	}
+	if pos < len(keysByPos) {
+		keysByPos[pos] = k
+	} else if pos == len(keysByPos) && pos < 256 {
+		keysByPos = append(keysByPos, k)
 	}
 	return k
 }
@@ -225,7 +238,7 @@ func (r *reader) count(min int) int {
 func (r *reader) attrs(dst []Attribute) []Attribute {
 	n := r.count(5)
 	for i := 0; i < n && r.err == nil; i++ {
-		k := r.key()
+		k := r.key(i)
 		dst = append(dst, Attribute{k, r.value()})
 	}
 	return dst

@@ -127,3 +127,44 @@ func TestRedact_LongValuesTruncatedBeforeScanning(t *testing.T) {
 		t.Errorf("got %+v; want %+v", got.Attributes, want)
 	}
 }
+
+// classifySlow is classify one byte at a time.
+func classifySlow(s string) (digits int, f uint8) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '@':
+			f |= hasAt
+		case c == '-':
+			f |= hasDash
+		case c == '.':
+			f |= hasDot
+		case c == ' ' || c == '\t':
+			f |= hasSpace
+		case c == 'b' || c == 'B':
+			f |= hasB
+		case c == 'J':
+			f |= hasJ
+		}
+	}
+	return digits, f
+}
+
+func FuzzClassify(f *testing.F) {
+	for _, s := range []string{"", "a@b.io 4111-1111", "Bearer x\t", "\xff\xb0\xc0\x80/:09@AZaz`{", strings.Repeat("0123456789-. @bB\t", 5)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d1, f1 := classify(s)
+		d2, f2 := classifySlow(s)
+		if d1 != d2 || f1 != f2 {
+			t.Fatalf("%q: classify %d %06b; byte by byte %d %06b", s, d1, f1, d2, f2)
+		}
+		for _, c := range []byte{'@', 0, 0x80, 'J'} {
+			if got, want := indexByte(s, c), strings.IndexByte(s, c); got != want {
+				t.Fatalf("indexByte(%q, %q) = %d; want %d", s, c, got, want)
+			}
+		}
+	})
+}
