@@ -43,7 +43,7 @@ type redactor struct {
 	keys     map[string]string // attribute key -> marker type ("" for URL attributes: query redaction)
 	patterns []pattern
 	typed    bool
-	maxBytes int // < 0: no limit
+	maxBytes int       // < 0: no limit
 	keyLens  [256]bool // lengths of the keys in keys: most attributes skip the map lookup
 }
 
