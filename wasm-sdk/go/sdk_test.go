@@ -159,3 +159,34 @@ func TestTruncatedView_ReportsFailure(t *testing.T) {
 		t.Errorf("got %+v; want a failure", res)
 	}
 }
+
+func TestSpanEnd_KeysAcrossViews(t *testing.T) {
+	reset()
+	var seen [][]string
+	OnSpanEnd(func(s *Span) {
+		var ks []string
+		for _, a := range s.Attributes() {
+			ks = append(ks, a.Key)
+		}
+		seen = append(seen, ks)
+	})
+	if _, err := RunInit(""); err != nil {
+		t.Fatal(err)
+	}
+	views := [][]string{{"a", "b", "c"}, {"a", "b", "c"}, {"b", "a"}, {"x", "a", "b", "c", "d"}, {}}
+	for _, keys := range views {
+		var as []Attribute
+		for _, k := range keys {
+			as = append(as, Attribute{k, String("v")})
+		}
+		RunSpanEnd(TestSpan{Attributes: as})
+	}
+	for i, keys := range views {
+		if len(keys) == 0 && len(seen[i]) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(seen[i], keys) {
+			t.Errorf("view %d: got keys %q; want %q", i, seen[i], keys)
+		}
+	}
+}
