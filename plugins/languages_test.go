@@ -26,7 +26,7 @@ import (
 // for the Go module and for each other language's module of the same example, so that a
 // difference between languages is a failing test.
 var exampleLanguages = map[string][]string{
-	"tenant-sampler": {"go", "rust", "c"},
+	"tenant-sampler": {"go", "rust", "c", "assemblyscript"},
 	"pii-redact":     {"go", "rust"},
 }
 

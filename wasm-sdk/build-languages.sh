@@ -91,7 +91,8 @@ if wants assemblyscript && [ -n "$(examples assemblyscript)" ]; then
 	fi
 	for name in $(examples assemblyscript); do
 		echo "as      $out/$name-assemblyscript.wasm"
-		"$asc" "$root/examples/plugins/$name/assemblyscript/index.ts" --config "$sdk/assemblyscript/asconfig.json" \
-			--target release -o "$out/$name-assemblyscript.wasm"
+		# From the root: asconfig.json's "use" names the SDK's abort handler by its path.
+		(cd "$root" && "$asc" "examples/plugins/$name/assemblyscript/index.ts" \
+			--config wasm-sdk/assemblyscript/asconfig.json --target release -o "$out/$name-assemblyscript.wasm")
 	done
 fi
