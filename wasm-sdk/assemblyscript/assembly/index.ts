@@ -157,9 +157,26 @@ export class Plugin {
   }
 }
 
+/** s with ASCII letters in lower case (String#toLowerCase would add 8 KB of Unicode tables). */
+export function asciiLower(s: string): string {
+  let out = s;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) {
+      let b = "";
+      for (let k = 0; k < s.length; k++) {
+        const d = s.charCodeAt(k);
+        b += String.fromCharCode(d >= 65 && d <= 90 ? d + 32 : d);
+      }
+      return b;
+    }
+  }
+  return out;
+}
+
 function appendNames(list: string[], names: string[]): void {
   for (let i = 0; i < names.length; i++) {
-    const n = names[i].trim().toLowerCase();
+    const n = asciiLower(names[i].trim());
     if (n.length > 0 && !list.includes(n)) list.push(n);
   }
 }

@@ -11,6 +11,7 @@ import {
   Request,
   Response,
   Value,
+  asciiLower,
   jsonError,
   parseJson,
   sidetrace,
@@ -79,7 +80,7 @@ function parse(raw: string): string | null {
     if (c == null) return PREFIX + jsonError();
     if (c.kind == JsonKind.Object) {
       for (let i = 0; i < c.keys.length; i++) {
-        const k = c.keys[i].toLowerCase();
+        const k = asciiLower(c.keys[i]);
         const v = c.items[i];
         if (k != "header" && k != "default" && k != "tenants") return PREFIX + 'json: unknown field "' + c.keys[i] + '"';
         if (v.kind == JsonKind.Null) continue;
