@@ -527,5 +527,13 @@ func machine() string {
 	if model != "" {
 		s += " (" + model + ")"
 	}
-	return s + ", " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	s += ", " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	// The commit measured, when run from a checkout (make bench).
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		s += ", commit " + strings.TrimSpace(string(out))
+		if err := exec.Command("git", "diff", "--quiet", "HEAD").Run(); err != nil {
+			s += " (with uncommitted changes)"
+		}
+	}
+	return s
 }
