@@ -10,7 +10,8 @@ use std::vec::Vec;
 pub enum Json {
     Null,
     Bool(bool),
-    Number(f64),
+    /// A number and its text (for integers beyond f64's precision, or to refuse fractions).
+    Number(f64, String),
     String(String),
     Array(Vec<Json>),
     Object(Vec<(String, Json)>),
@@ -22,7 +23,7 @@ impl Json {
         match self {
             Json::Null => "null",
             Json::Bool(_) => "bool",
-            Json::Number(_) => "number",
+            Json::Number(..) => "number",
             Json::String(_) => "string",
             Json::Array(_) => "array",
             Json::Object(_) => "object",
@@ -263,7 +264,7 @@ impl<'a> Parser<'a> {
         }
         let text = core::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
         match text.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(Json::Number(f)),
+            Ok(f) if f.is_finite() => Ok(Json::Number(f, String::from(text))),
             _ => Err(String::from("number ") + text + " out of range"),
         }
     }

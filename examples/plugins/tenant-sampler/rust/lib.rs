@@ -61,11 +61,11 @@ fn parse(raw: &[u8]) -> Result<Sampler, String> {
                     match (k.to_ascii_lowercase().as_str(), v) {
                         (_, Json::Null) => {}
                         ("header", Json::String(s)) => header = s,
-                        ("default", Json::Number(n)) => def = n,
+                        ("default", Json::Number(n, _)) => def = n,
                         ("tenants", Json::Object(ts)) => {
                             for (t, r) in ts {
                                 let r = match r {
-                                    Json::Number(n) => n,
+                                    Json::Number(n, _) => n,
                                     Json::Null => 0.0,
                                     other => return Err(bad(String::from("json: cannot unmarshal ") + other.type_name() + " into tenants." + &t + " of type float64")),
                                 };
