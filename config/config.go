@@ -69,7 +69,7 @@ type Sampling struct {
 	Sampler        string        `env:"OTEL_TRACES_SAMPLER" envDefault:"parentbased_always_on" help:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, ratelimited, parentbased_ratelimited, adaptive, parentbased_adaptive"`
 	SamplerArg     string        `env:"OTEL_TRACES_SAMPLER_ARG" help:"the sampler's argument: a ratio in [0, 1] (traceidratio), traces per second (ratelimited, adaptive)"`
 	TrustIncoming  bool          `env:"SIDETRACE_TRUST_INCOMING" envDefault:"true" help:"use the incoming trace context as parent; false at an untrusted edge starts a new trace linked to the incoming one"`
-	KeepErrors     bool          `env:"SIDETRACE_KEEP_ERRORS" envDefault:"true" help:"export the hop's span even when unsampled if it failed (5xx, transport error, a plugin's mark)"`
+	KeepErrors     bool          `env:"SIDETRACE_KEEP_ERRORS" envDefault:"true" help:"export the hop's span even when unsampled if it failed (5xx; 4xx too on egress CLIENT spans; transport errors; a plugin's mark)"`
 	KeepSlowerThan time.Duration `env:"SIDETRACE_KEEP_SLOWER_THAN" envDefault:"0s" help:"export the hop's span even when unsampled if it took longer than this (0 = off)"`
 }
 
