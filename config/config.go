@@ -80,7 +80,7 @@ type Plugins struct {
 	CacheDir    string        `env:"SIDETRACE_PLUGIN_CACHE_DIR" help:"directory for the compiled-module cache (faster restarts); unset = no cache"`
 	Timeout     time.Duration `env:"SIDETRACE_PLUGIN_TIMEOUT" envDefault:"5ms" help:"deadline for one plugin call; exceeding it discards the instance and counts as a plugin failure"`
 	MemoryLimit ByteSize      `env:"SIDETRACE_PLUGIN_MEMORY_LIMIT" envDefault:"64MiB" help:"memory cap per plugin instance (KiB, MiB, GiB suffixes)"`
-	PoolSize    int           `env:"SIDETRACE_PLUGIN_POOL_SIZE" envDefault:"4" help:"idle instances kept per plugin"`
+	PoolSize    int           `env:"SIDETRACE_PLUGIN_POOL_SIZE" envDefault:"0" help:"instances per plugin, busy and idle (a call finding all busy waits up to SIDETRACE_PLUGIN_TIMEOUT); 0 = GOMAXPROCS"`
 	WatchEvery  time.Duration `env:"SIDETRACE_PLUGIN_WATCH" envDefault:"2s" help:"how often plugin files are checked for changes (hot reload; SIGHUP reloads at once); 0 = off"`
 }
 
@@ -310,7 +310,7 @@ func (c *Config) validate() error {
 		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", t.BatchSize, 1},
 		{"OTEL_BSP_SCHEDULE_DELAY", t.ScheduleDelayMillis, 1},
 		{"SIDETRACE_STORE_TRACES", t.StoreTraces, 1},
-		{"SIDETRACE_PLUGIN_POOL_SIZE", c.Plugins.PoolSize, 1},
+		{"SIDETRACE_PLUGIN_POOL_SIZE", c.Plugins.PoolSize, 0},
 	} {
 		if n.val < n.min {
 			return varErr(n.name, fmt.Errorf("%d is below the minimum %d", n.val, n.min))
