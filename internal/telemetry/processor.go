@@ -173,14 +173,17 @@ func (p *Processor) run() {
 		}
 		timer.Reset(p.opts.ScheduleDelay)
 	}
+	add := func(s sdktrace.ReadOnlySpan) {
+		batch = append(batch, s)
+		if len(batch) == p.opts.BatchSize {
+			export()
+		}
+	}
 	drain := func() {
 		for {
 			select {
 			case s := <-p.queue:
-				batch = append(batch, s)
-				if len(batch) == p.opts.BatchSize {
-					export()
-				}
+				add(s)
 			default:
 				export()
 				return
@@ -190,10 +193,7 @@ func (p *Processor) run() {
 	for {
 		select {
 		case s := <-p.queue:
-			batch = append(batch, s)
-			if len(batch) == p.opts.BatchSize {
-				export()
-			}
+			add(s)
 		case <-timer.C:
 			export()
 		case ack := <-p.flush:
