@@ -50,7 +50,7 @@ if wants rust && [ -n "$(examples rust)" ]; then
 	if ! [ -x "$RUSTC" ] || ! [ -d "$("$RUSTC" --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown" ]; then
 		missing "rustc for wasm32 is missing: apt-get install rustc libstd-rust-dev-wasm32 (or set RUSTC to a rustc with the wasm32-unknown-unknown target)"
 	fi
-	rflags="--edition 2021 --target wasm32-unknown-unknown -C opt-level=z -C panic=abort -C codegen-units=1"
+	rflags="--edition 2021 --target wasm32-unknown-unknown -C opt-level=s -C panic=abort -C codegen-units=1 -C target-feature=+bulk-memory"
 	# shellcheck disable=SC2086
 	"$RUSTC" $rflags --crate-type rlib --crate-name sidetrace "$sdk/rust/src/lib.rs" -o "$tmp/libsidetrace.rlib"
 	for name in $(examples rust); do
