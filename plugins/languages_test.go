@@ -480,3 +480,57 @@ func TestLanguages_PIIRedact_PatternsSameAsGo(t *testing.T) {
 		})
 	}
 }
+
+// TestLanguages_SDKReadmePlugins runs the plugin each SDK's README shows (wasm-sdk/LANG/example/)
+// through the host: all three hooks, and span views carrying every value type.
+func TestLanguages_SDKReadmePlugins(t *testing.T) {
+	allTypes := []attribute.KeyValue{
+		attribute.String("s", "x"), attribute.Bool("b", true), attribute.Int64("i", -7), attribute.Float64("f", 1.5),
+		attribute.StringSlice("ss", []string{"a", "", "é"}), attribute.BoolSlice("bs", []bool{true, false}),
+		attribute.Int64Slice("is", []int64{1, -2}), attribute.Float64Slice("fs", []float64{0.5}),
+	}
+	for _, lang := range []string{"rust", "c", "assemblyscript"} {
+		t.Run(lang, func(t *testing.T) {
+			languageModule(t, "", lang) // builds everything once
+			path := filepath.Join(wasmDir, "languages", "readme-"+lang+".wasm")
+			h := load(t, Options{Timeout: langTimeout()}, Spec{Name: "readme", Path: path, Failure: FailClosed})
+			for _, tc := range []struct {
+				header http.Header
+				want   requestResult
+			}{
+				{http.Header{"X-Tenant-Id": {"acme"}}, requestResult{"acme", NoOpinion, []attribute.KeyValue{attribute.String("tenant.id", "acme")}, nil}},
+				{http.Header{"X-Tenant-Id": {"a", "b"}}, requestResult{"a, b", NoOpinion, []attribute.KeyValue{attribute.String("tenant.id", "a, b")}, nil}},
+				{http.Header{}, requestResult{"", NoOpinion, nil, nil}},
+			} {
+				var x Exchange
+				r := &Request{Kind: trace.SpanKindServer, Method: "GET", Header: tc.header, TraceID: testTraceID}
+				if err := h.OnRequest(context.Background(), r, &x); err != nil {
+					t.Fatal(err)
+				}
+				if d := diff(requestResult{x.Tenant, x.Decision, x.Attributes, x.Errors}, tc.want); d != "" {
+					t.Errorf("request %v: %s", tc.header, d)
+				}
+				if err := h.OnResponse(context.Background(), &Response{Status: 503}, &x); err != nil || !x.Keep {
+					t.Errorf("response 503: err %v, keep %v; want keep", err, x.Keep)
+				}
+			}
+			spans := finishedSpans(t,
+				span("a", append([]attribute.KeyValue{attribute.String("enduser.email", "a@b.io")}, allTypes...),
+					sdktrace.Event{Name: "e", Attributes: allTypes}),
+				span("b", allTypes))
+			out := h.ProcessSpans(context.Background(), spans)
+			if len(out) != 2 {
+				t.Fatalf("got %d spans; want 2", len(out))
+			}
+			if d := diff(out[0].Attributes(), append([]attribute.KeyValue{attribute.String("enduser.email", "[REDACTED]")}, allTypes...)); d != "" {
+				t.Errorf("span a %s", d)
+			}
+			if d := diff(out[1].Attributes(), allTypes); d != "" {
+				t.Errorf("span b %s", d)
+			}
+			if st := h.Stats().Plugin("readme"); st.Failures != 0 {
+				t.Errorf("%d failures", st.Failures)
+			}
+		})
+	}
+}

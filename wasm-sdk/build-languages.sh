@@ -1,7 +1,8 @@
 #!/bin/sh
 # build-languages.sh OUTDIR: builds every example plugin written in a language
 # other than Go (examples/plugins/NAME/{rust,c,assemblyscript}/) into
-# OUTDIR/NAME-LANG.wasm, with the SDKs in wasm-sdk/{rust,c,assemblyscript}.
+# OUTDIR/NAME-LANG.wasm, with the SDKs in wasm-sdk/{rust,c,assemblyscript},
+# and each SDK's README plugin (wasm-sdk/LANG/example/) into OUTDIR/readme-LANG.wasm.
 #
 # Toolchains (Debian packages, and the assemblyscript npm package pinned in
 # wasm-sdk/assemblyscript/package-lock.json):
@@ -46,7 +47,7 @@ examples() { # examples LANG: the example names that have a LANG version
 # Rust: the SDK as an rlib, each example as a cdylib linked against it.
 # -C lto and opt-level z make the module small; 64 KiB of stack (the
 # default is 1 MiB) makes the instance small.
-if wants rust && [ -n "$(examples rust)" ]; then
+if wants rust; then
 	if ! [ -x "$RUSTC" ] || ! [ -d "$("$RUSTC" --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown" ]; then
 		missing "rustc for wasm32 is missing: apt-get install rustc libstd-rust-dev-wasm32 (or set RUSTC to a rustc with the wasm32-unknown-unknown target)"
 	fi
@@ -60,27 +61,37 @@ if wants rust && [ -n "$(examples rust)" ]; then
 			--crate-name "$(echo "$name" | tr - _)" --extern sidetrace="$tmp/libsidetrace.rlib" \
 			"$root/examples/plugins/$name/rust/lib.rs" -o "$out/$name-rust.wasm"
 	done
+	echo "rust    $out/readme-rust.wasm"
+	# shellcheck disable=SC2086
+	"$RUSTC" $rflags --crate-type cdylib -C lto -C strip=symbols -C link-arg=-zstack-size=65536 \
+		--crate-name plugin --extern sidetrace="$tmp/libsidetrace.rlib" "$sdk/rust/example/plugin.rs" -o "$out/readme-rust.wasm"
 fi
 
 # C: clang for wasm32-wasi with wasi-libc, as a reactor (the host calls
 # _initialize); -Wl,--strip-all drops names and debug info.
-if wants c && [ -n "$(examples c)" ]; then
+if wants c; then
 	printf '#include <stdlib.h>\n#include <string.h>\nint x(void){return (int)strlen(malloc(1));}\n' >"$tmp/probe.c"
 	if ! command -v "$CC" >/dev/null 2>&1 || ! command -v wasm-ld >/dev/null 2>&1 ||
 		! "$CC" --target=wasm32-wasi -mexec-model=reactor -O2 "$tmp/probe.c" -o "$tmp/probe.wasm" >/dev/null 2>&1; then
 		missing "clang for wasm32-wasi is missing: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32"
 	fi
+	cbuild() { # cbuild OUT SOURCES...
+		out_c=$1
+		shift
+		"$CC" --target=wasm32-wasi -mexec-model=reactor -Oz -flto -Wall -Werror -I"$sdk/c" "$sdk/c/sidetrace.c" "$@" \
+			-Wl,--strip-all -Wl,--gc-sections -Wl,-z,stack-size=65536 -o "$out_c"
+	}
 	for name in $(examples c); do
 		echo "c       $out/$name-c.wasm"
-		"$CC" --target=wasm32-wasi -mexec-model=reactor -Oz -flto -Wall -Werror \
-			-I"$sdk/c" "$sdk/c/sidetrace.c" "$root/examples/plugins/$name/c/"*.c \
-			-Wl,--strip-all -Wl,--gc-sections -Wl,-z,stack-size=65536 -o "$out/$name-c.wasm"
+		cbuild "$out/$name-c.wasm" "$root/examples/plugins/$name/c/"*.c
 	done
+	echo "c       $out/readme-c.wasm"
+	cbuild "$out/readme-c.wasm" "$sdk/c/example/plugin.c"
 fi
 
 # AssemblyScript: asc from the pinned npm package; abort, trace and seed are
 # routed to the SDK so that a module imports nothing the host lacks.
-if wants assemblyscript && [ -n "$(examples assemblyscript)" ]; then
+if wants assemblyscript; then
 	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 		missing "node and npm are missing (assemblyscript needs node >= 20): apt-get install nodejs npm"
 	fi
@@ -89,10 +100,13 @@ if wants assemblyscript && [ -n "$(examples assemblyscript)" ]; then
 		(cd "$sdk/assemblyscript" && npm ci --no-audit --no-fund --silent) >&2 ||
 			missing "assemblyscript is missing: cd wasm-sdk/assemblyscript && npm ci --no-audit --no-fund"
 	fi
+	asbuild() { # asbuild OUT ENTRY (from the root: asconfig.json's "use" names the SDK's abort handler by its path)
+		(cd "$root" && "$asc" "$2" --config wasm-sdk/assemblyscript/asconfig.json --target release -o "$1")
+	}
 	for name in $(examples assemblyscript); do
 		echo "as      $out/$name-assemblyscript.wasm"
-		# From the root: asconfig.json's "use" names the SDK's abort handler by its path.
-		(cd "$root" && "$asc" "examples/plugins/$name/assemblyscript/index.ts" \
-			--config wasm-sdk/assemblyscript/asconfig.json --target release -o "$out/$name-assemblyscript.wasm")
+		asbuild "$out/$name-assemblyscript.wasm" "examples/plugins/$name/assemblyscript/index.ts"
 	done
+	echo "as      $out/readme-assemblyscript.wasm"
+	asbuild "$out/readme-assemblyscript.wasm" wasm-sdk/assemblyscript/example/plugin.ts
 fi
