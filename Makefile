@@ -53,11 +53,15 @@ fuzz:
 	  done; \
 	done
 
-## bench: end-to-end figures (direct vs through sidetrace) as a table, then the hot-path micro-benchmarks.
-bench: build
+## bench: end-to-end figures as one table (direct, nginx, sidetrace with sampling off and on, with the example
+## plugins, over h2c), then the hot-path micro-benchmarks. BENCH_QUICK=1 for a smoke run; BENCH_FLAGS for more
+## sidetrace-bench flags (e.g. -nice -10 on a shared machine).
+BENCH_SCENARIOS ?= direct,nginx,sidetrace-off,sidetrace,sidetrace-plugins,direct-h2c,sidetrace-h2c
+bench: build plugins
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
-	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace
-	$(GO) test -run '^$$' -bench . -benchmem ./propagators/ ./internal/sampling/ ./plugins/
+	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) \
+	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./proxy/ ./propagators/ ./internal/sampling/ ./plugins/
 
 ## plugins: build the example WASM plugins into bin/plugins.
 plugins:
