@@ -251,12 +251,14 @@ func (h *hop) modifyResponse(res *http.Response) error {
 func (h *hop) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := r.Context().Value(exchangeKey{}).(*exchange)
 	x.err = err
-	if r.Context().Err() != nil && !errors.Is(err, errUpstreamTimeout) {
+	var timeout *upstreamTimeoutError
+	isTimeout := errors.As(err, &timeout)
+	if r.Context().Err() != nil && !isTimeout {
 		x.clientGone = true // nobody is left to answer
 		return
 	}
 	status := http.StatusBadGateway
-	if errors.Is(err, errUpstreamTimeout) {
+	if isTimeout {
 		status = http.StatusGatewayTimeout
 	}
 	h.stats.Failed.Add(1)

@@ -1,20 +1,29 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"time"
 )
 
-// errUpstreamTimeout is the cause of an upstream request cancelled for not answering in time.
-var errUpstreamTimeout = errors.New("upstream sent no response headers within SIDETRACE_UPSTREAM_TIMEOUT")
+// upstreamTimeoutError wraps the transport's error when an upstream sent no response headers within
+// SIDETRACE_UPSTREAM_TIMEOUT.
+type upstreamTimeoutError struct {
+	err     error
+	timeout time.Duration
+}
 
-// transport picks the upstream protocol per request and enforces the response-header deadline. Connections
-// are pooled and reused in both protocols.
+func (e *upstreamTimeoutError) Error() string {
+	return fmt.Sprintf("upstream sent no response headers within SIDETRACE_UPSTREAM_TIMEOUT (%v): %v", e.timeout, e.err)
+}
+
+func (e *upstreamTimeoutError) Unwrap() error { return e.err }
+
+// transport picks the upstream protocol per request. Connections are pooled and reused in both protocols;
+// the response-header deadline is the transports' own ResponseHeaderTimeout (HTTP/2 honours it too), which
+// costs no allocation per request.
 type transport struct {
 	h1, h2c  *http.Transport
 	protocol string
@@ -38,6 +47,7 @@ func newTransport(opts Options) *transport {
 			MaxIdleConnsPerHost:   idle,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
+			ResponseHeaderTimeout: opts.UpstreamTimeout,
 			// A transparent proxy must not ask for compression the client did not ask for.
 			DisableCompression: true,
 			// The egress forward proxy serves HTTP_PROXY traffic: never chain to the environment's proxy.
@@ -62,51 +72,21 @@ func (t *transport) pick(r *http.Request) http.RoundTripper {
 	return t.h1
 }
 
-// RoundTrip forwards r, cancelling it with errUpstreamTimeout when the response headers take longer than the
-// configured timeout. The body of a response, however long it streams, is not limited.
+// RoundTrip forwards r. A response-header timeout comes back as *upstreamTimeoutError (504); a dial failure
+// stays a dial error (502), even a dial timeout: the upstream was not reached.
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(r.Context())
-	timer := time.AfterFunc(t.timeout, func() { cancel(errUpstreamTimeout) })
-	res, err := t.pick(r).RoundTrip(r.WithContext(ctx))
-	if !timer.Stop() {
-		if err == nil {
-			res.Body.Close()
-		}
-		cancel(nil)
-		return nil, fmt.Errorf("%w: %v", errUpstreamTimeout, t.timeout)
+	res, err := t.pick(r).RoundTrip(r)
+	if err != nil && isHeaderTimeout(err) {
+		return nil, &upstreamTimeoutError{err: err, timeout: t.timeout}
 	}
-	if err != nil {
-		cancel(nil)
-		return nil, err
+	return res, err
+}
+
+func isHeaderTimeout(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
 	}
-	// The request's context must live as long as the response body: cancel when it is closed. A 101
-	// response's body is the upgraded connection, which ReverseProxy needs as an io.ReadWriteCloser.
-	if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
-		res.Body = &cancelRWC{ReadWriteCloser: rwc, cancel: cancel}
-	} else {
-		res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
-	}
-	return res, nil
-}
-
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelCauseFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel(nil)
-	return err
-}
-
-type cancelRWC struct {
-	io.ReadWriteCloser
-	cancel context.CancelCauseFunc
-}
-
-func (b *cancelRWC) Close() error {
-	err := b.ReadWriteCloser.Close()
-	b.cancel(nil)
-	return err
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
