@@ -58,17 +58,23 @@ export enum ValueType {
   Float64Slice = 8,
 }
 
-/** An attribute value. */
+// Shared empty slices: a Value holds fresh arrays only for its own slice type.
+const NO_STRINGS: string[] = [];
+const NO_BOOLS: bool[] = [];
+const NO_INT64S: i64[] = [];
+const NO_FLOAT64S: f64[] = [];
+
+/** An attribute value. The slice fields other than its type's are shared empty arrays. */
 export class Value {
   type: ValueType = ValueType.String;
   str: string = "";
   bool: bool = false;
   int64: i64 = 0;
   float64: f64 = 0;
-  strings: string[] = [];
-  bools: bool[] = [];
-  int64s: i64[] = [];
-  float64s: f64[] = [];
+  strings: string[] = NO_STRINGS;
+  bools: bool[] = NO_BOOLS;
+  int64s: i64[] = NO_INT64S;
+  float64s: f64[] = NO_FLOAT64S;
 
   static string(s: string): Value {
     const v = new Value();
@@ -265,20 +271,18 @@ function traceBytes(view: usize, off: u32, n: i32): Uint8Array {
   return a;
 }
 
-/** The request hook's view of a request, valid during the hook. */
+/** The request hook's view of a request, valid during the hook. Fields are decoded on use. */
 export class Request {
   view: usize = 0;
   len: u32 = 0;
   kindByte: u8 = 0;
-  method_: string = "";
-  scheme_: string = "";
-  host_: string = "";
-  path_: string = "";
-  query_: string = "";
-  peer_: string = "";
-  tenant_: string = "";
+  fields: StaticArray<u32> = new StaticArray<u32>(14); // offset and length of method...tenant
+  newTenant: string | null = null;
   headers: Headers = new Headers();
 
+  field(i: i32): string {
+    return String.UTF8.decodeUnsafe(this.view + unchecked(this.fields[2 * i]), unchecked(this.fields[2 * i + 1]));
+  }
   kind(): SpanKind {
     return <SpanKind>this.kindByte;
   }
@@ -291,28 +295,30 @@ export class Request {
     return load<u8>(this.view + 1 + <usize>(i & 15));
   }
   method(): string {
-    return this.method_;
+    return this.field(0);
   }
   scheme(): string {
-    return this.scheme_;
+    return this.field(1);
   }
   host(): string {
-    return this.host_;
+    return this.field(2);
   }
   path(): string {
-    return this.path_;
+    return this.field(3);
   }
   /** The raw query, without '?'. */
   query(): string {
-    return this.query_;
+    return this.field(4);
   }
   /** "ip:port" of the client (server spans) or the upstream (client spans). */
   peerAddr(): string {
-    return this.peer_;
+    return this.field(5);
   }
   /** The tenant set by earlier plugins or this hook, or "". */
   tenant(): string {
-    return this.tenant_;
+    const t = this.newTenant;
+    if (t !== null) return t;
+    return this.field(6);
   }
   /** The header's values joined with ", ", or null if absent; undeclared ones cost a host call. */
   header(name: string): string | null {
@@ -329,7 +335,7 @@ export class Request {
   setTenant(tenant: string): void {
     out.op(0x05);
     out.str(tenant);
-    this.tenant_ = tenant;
+    this.newTenant = tenant;
   }
   /** Reports that the hook failed: the host discards its edits and applies the failure policy. */
   fail(msg: string): void {
@@ -511,13 +517,12 @@ export function __on_request(len: u32): u64 {
   q.len = len;
   q.kindByte = r.u8();
   r.skip(16);
-  q.method_ = r.str();
-  q.scheme_ = r.str();
-  q.host_ = r.str();
-  q.path_ = r.str();
-  q.query_ = r.str();
-  q.peer_ = r.str();
-  q.tenant_ = r.str();
+  for (let i = 0; i < 7; i++) {
+    const n = r.u32();
+    unchecked((q.fields[2 * i] = r.off));
+    unchecked((q.fields[2 * i + 1] = n));
+    r.skip(n);
+  }
   readHeaders(r, q.headers, plugin.reqHdr, 0);
   if (!r.ok) {
     out.fail(TRUNCATED);
@@ -608,21 +613,25 @@ function readValue(r: Reader): Value {
       break;
     case ValueType.StringSlice: {
       const n = r.count(4);
+      v.strings = new Array<string>(0);
       for (let i: u32 = 0; i < n && r.ok; i++) v.strings.push(r.str());
       break;
     }
     case ValueType.BoolSlice: {
       const n = r.count(1);
+      v.bools = new Array<bool>(0);
       for (let i: u32 = 0; i < n && r.ok; i++) v.bools.push(r.u8() != 0);
       break;
     }
     case ValueType.Int64Slice: {
       const n = r.count(8);
+      v.int64s = new Array<i64>(0);
       for (let i: u32 = 0; i < n && r.ok; i++) v.int64s.push(<i64>r.u64());
       break;
     }
     case ValueType.Float64Slice: {
       const n = r.count(8);
+      v.float64s = new Array<f64>(0);
       for (let i: u32 = 0; i < n && r.ok; i++) v.float64s.push(reinterpret<f64>(r.u64()));
       break;
     }
