@@ -329,8 +329,8 @@ func TestLanguages_PIIRedact_Defaults(t *testing.T) {
 		{"bearer", attribute.String("msg", "Authorization: Bearer abc.def-123"), attribute.StringValue("Authorization: Bearer [REDACTED:bearer]")},
 		{"bearer lower, padding", attribute.String("m", "bearer\tabc+/== rest"), attribute.StringValue("bearer [REDACTED:bearer] rest")},
 		{"bearer glued kept", attribute.String("m", "xbearer abc"), attribute.StringValue("xbearer abc")},
-		{"jwt", attribute.String("msg", "token=" + jwtSample), attribute.StringValue("token=[REDACTED:jwt]")},
-		{"jwt glued kept", attribute.String("m", "a" + jwtSample), attribute.StringValue("a" + jwtSample)},
+		{"jwt", attribute.String("msg", "token="+jwtSample), attribute.StringValue("token=[REDACTED:jwt]")},
+		{"jwt glued kept", attribute.String("m", "a"+jwtSample), attribute.StringValue("a" + jwtSample)},
 		{"authorization header", attribute.StringSlice("http.request.header.authorization", []string{"Basic dXNlcjpwYXNz"}), attribute.StringSliceValue([]string{"[REDACTED:header]"})},
 		{"cookie header string", attribute.String("http.request.header.cookie", "sid=1"), attribute.StringValue("[REDACTED:header]")},
 		{"set-cookie response, two values", attribute.StringSlice("http.response.header.set-cookie", []string{"a=1", "b=2"}), attribute.StringSliceValue([]string{"[REDACTED:header]", "[REDACTED:header]"})},
@@ -345,7 +345,7 @@ func TestLanguages_PIIRedact_Defaults(t *testing.T) {
 		{"untouched bool slice", attribute.BoolSlice("b", []bool{true}), attribute.BoolSliceValue([]bool{true})},
 		{"untouched text", attribute.String("msg", "GET /api/v1/items 200"), attribute.StringValue("GET /api/v1/items 200")},
 		{"unicode around", attribute.String("m", "é a@b.io ü 4111 1111 1111 1111"), attribute.StringValue("é [REDACTED:email] ü [REDACTED:card]")},
-		{"everything", attribute.String("m", "Bearer x.y a@b.io 4111-1111-1111-1111 / 078-05-1120 " + jwtSample), attribute.StringValue("Bearer [REDACTED:bearer] [REDACTED:email] [REDACTED:card] / [REDACTED:ssn] [REDACTED:jwt]")},
+		{"everything", attribute.String("m", "Bearer x.y a@b.io 4111-1111-1111-1111 / 078-05-1120 "+jwtSample), attribute.StringValue("Bearer [REDACTED:bearer] [REDACTED:email] [REDACTED:card] / [REDACTED:ssn] [REDACTED:jwt]")},
 		{"card run takes the next group", attribute.String("m", "4111-1111-1111-1111 078-05-1120"), attribute.StringValue("[REDACTED:card]-05-1120")},
 	}
 	var attrs []attribute.KeyValue
