@@ -28,12 +28,18 @@ run: build $(BIN)/hello
 	SIDETRACE_UPSTREAM=http://$(HELLO_ADDR) SIDETRACE_INBOUND_ADDR=$${SIDETRACE_INBOUND_ADDR:-127.0.0.1:15006} \
 	$(BIN)/sidetrace
 
-## tools: what the tests need beyond Go: wat2wasm (Debian's wabt). Installed with apt-get when running as root,
-## otherwise named in one line.
+## tools: what the tests need beyond Go: wat2wasm (wabt) for the WAT plugins, Debian's rustc with the wasm32
+## standard library and clang/lld/wasi-libc for the Rust and C SDKs, the AssemblyScript compiler from npm.
+## Installed with apt-get and npm when running as root, otherwise named in one line.
+TOOL_PKGS := wabt rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32
 tools:
-	@command -v wat2wasm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { echo "installing wabt (wat2wasm)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wabt >/dev/null; }; } || \
-	  { echo "wat2wasm is missing: apt-get install wabt"; exit 1; }
+	@missing=$$(for p in $(TOOL_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing" $$missing; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: apt-get install" $$missing; exit 1; fi; \
+	fi
+	@[ -d wasm-sdk/assemblyscript/node_modules/assemblyscript ] || (cd wasm-sdk/assemblyscript && npm ci --no-audit --no-fund --loglevel=error)
 
 ## test: every test, with the race detector, plus a short fuzzing pass over every parser.
 test: tools test-go test-sdk fuzz
@@ -63,9 +69,10 @@ bench: build plugins
 	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./proxy/ ./propagators/ ./internal/sampling/ ./plugins/
 
-## plugins: build the example WASM plugins into bin/plugins.
-plugins:
+## plugins: build every example WASM plugin, in every language, into bin/plugins.
+plugins: tools
 	./plugins/build-examples.sh $(BIN)/plugins
+	./wasm-sdk/build-languages.sh $(BIN)/plugins
 
 ## check: formatting, vet, and a tidy go.mod; fails on a dirty diff.
 check lint:
