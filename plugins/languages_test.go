@@ -459,9 +459,12 @@ func TestLanguages_PIIRedact_PatternsSameAsGo(t *testing.T) {
 		`\+1-\d{3}-\d{3}-\d{4}`, `(?i)bearer\s+\S+`, `\bkey\b`, `[0-9]{4}`, `a+?`, `a*`, `(?:ab|a)(?:c|bcd)`, `x|`, `^a`, `o$`, `(?m)^.`,
 		`[^a-z@ ]+`, `(?i)[a-c]+`, `\d{2,3}?`, `[[:alpha:]]{3}`, `(a|ab)(c|bcd)(d*)`, `\B.\B`, `(?s).{3}`, `[\w.]+@`, `é+`, `(?i)É`,
 		`(?U)a+`, `[^\x00-\x7f]`, `\x{e9}`, `a{0}b`, `(?i:A)b`, `[\]\-^]`, `\.\*\?`, `(\d)(\d)?`,
+		`(?i)k`, `(?i)s+`, `[[:^digit:]]+`, `\W+`, `\S+\s`, `(a*)+b`, `(|a)+`, `(a|b)*?c`, `x*y*`, `^$`, `\A.`, `.\z`,
+		`(?i)[^k]`, `[a-c-e]`, `\d+(?:\.\d+)?`, `[^\n]+$`, `(?-i:a)`, `a{2,}`, `(?:a{1,2}){2}`, `\bé`, `[é-ü]+`,
 	}
 	var attrs []attribute.KeyValue
-	for _, s := range append(piiCorpus, "call +1-555-123-4567", "my key is key-key", "aaab abcd abcbcd", "abc\ndef", "ÉéE éa") {
+	for _, s := range append(piiCorpus, "call +1-555-123-4567", "my key is key-key", "aaab abcd abcbcd", "abc\ndef", "ÉéE éa",
+		"Kelvin \u212a k K ſ S s", "aab c bac", "1.5 2. .3 x12.34y", "line1\nline2\n", "aaaa", "x\x00y\ty") {
 		attrs = append(attrs, attribute.String("m", s))
 	}
 	for _, p := range patterns {

@@ -815,7 +815,35 @@ struct Compiler {
     classes: Vec<Vec<(char, char)>>,
 }
 
+fn split(greedy: bool, body: u32, out: u32) -> Inst {
+    if greedy {
+        Inst::Split(body, out)
+    } else {
+        Inst::Split(out, body)
+    }
+}
+
+/// Whether n can match the empty string.
+fn nullable(n: &Node) -> bool {
+    match n {
+        Node::Class(_) => false,
+        Node::Look(_) => true,
+        Node::Concat(items) => items.iter().all(nullable),
+        Node::Alt(branches) => branches.iter().any(nullable),
+        Node::Repeat { node, min, .. } => *min == 0 || nullable(node),
+    }
+}
+
 impl Compiler {
+    /// x+: L: x; split L, out.
+    fn plus(&mut self, node: &Node, greedy: bool) -> Result<(), String> {
+        let l = self.prog.len() as u32;
+        self.node(node)?;
+        let q = self.emit(Inst::Split(0, 0))?;
+        self.prog[q as usize] = split(greedy, l, q + 1);
+        Ok(())
+    }
+
     fn emit(&mut self, i: Inst) -> Result<u32, String> {
         if self.prog.len() >= MAX_PROG {
             return Err(String::from("error parsing regexp: expression too large"));
@@ -863,28 +891,43 @@ impl Compiler {
                 }
             }
             Node::Repeat { node, min, max, greedy } => {
-                for _ in 0..*min {
-                    self.node(node)?;
-                }
+                // As Go's compiler and simplifier: x{n,} is n-1 copies then x+, x+ a loop back
+                // to x, x* with a nullable x is (x+)? (golang.org/issue/46123), x{n,m} is n
+                // copies then nested optional ones.
+                let greedy = *greedy;
                 match max {
+                    None if *min == 0 => {
+                        if nullable(node) {
+                            let q = self.emit(Inst::Split(0, 0))?;
+                            self.plus(node, greedy)?;
+                            let out = self.prog.len() as u32;
+                            self.prog[q as usize] = split(greedy, q + 1, out);
+                        } else {
+                            let l = self.emit(Inst::Split(0, 0))?;
+                            self.node(node)?;
+                            self.emit(Inst::Jmp(l))?;
+                            let out = self.prog.len() as u32;
+                            self.prog[l as usize] = split(greedy, l + 1, out);
+                        }
+                    }
                     None => {
-                        // L: split body, out; body; jmp L
-                        let l = self.emit(Inst::Split(0, 0))?;
-                        self.node(node)?;
-                        self.emit(Inst::Jmp(l))?;
-                        let out = self.prog.len() as u32;
-                        self.prog[l as usize] = if *greedy { Inst::Split(l + 1, out) } else { Inst::Split(out, l + 1) };
+                        for _ in 1..*min {
+                            self.node(node)?;
+                        }
+                        self.plus(node, greedy)?;
                     }
                     Some(max) => {
-                        // (x(x(x)?)?)? for the optional copies
+                        for _ in 0..*min {
+                            self.node(node)?;
+                        }
                         let mut splits = Vec::new();
                         for _ in *min..*max {
                             splits.push(self.emit(Inst::Split(0, 0))?);
                             self.node(node)?;
                         }
                         let out = self.prog.len() as u32;
-                        for s in splits {
-                            self.prog[s as usize] = if *greedy { Inst::Split(s + 1, out) } else { Inst::Split(out, s + 1) };
+                        for q in splits {
+                            self.prog[q as usize] = split(greedy, q + 1, out);
                         }
                     }
                 }
