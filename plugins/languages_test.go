@@ -537,3 +537,76 @@ func TestLanguages_SDKReadmePlugins(t *testing.T) {
 		})
 	}
 }
+
+// TestLanguages_LargeViews sends views larger than the first input buffer (4096 bytes), so that
+// the host asks each module for a bigger one.
+func TestLanguages_LargeViews(t *testing.T) {
+	big := strings.Repeat("t", 70000)
+	forEachLanguage(t, "tenant-sampler", func(t *testing.T, path string) {
+		h := load(t, Options{Timeout: langTimeout()}, Spec{Name: "tenant", Path: path, Config: json.RawMessage(samplerConfig)})
+		for _, n := range []int{10, 5000, 70000, 100} {
+			var x Exchange
+			r := &Request{Kind: trace.SpanKindServer, Header: http.Header{"X-Tenant-Id": {big[:n]}}, TraceID: traceIDWithRandomness(0)}
+			if err := h.OnRequest(context.Background(), r, &x); err != nil {
+				t.Fatal(err)
+			}
+			want := requestResult{big[:n], RecordOnly, []attribute.KeyValue{attribute.String("tenant.id", big[:n])}, nil}
+			if d := diff(requestResult{x.Tenant, x.Decision, x.Attributes, x.Errors}, want); d != "" {
+				t.Errorf("tenant of %d bytes: %.300s", n, d)
+			}
+			x.Reset()
+		}
+	})
+	value := strings.Repeat("x a@b.io 4111 1111 1111 1111 ", 3000) // 90 KB
+	attrs := []attribute.KeyValue{attribute.String("m", value), attribute.String("m", value[:20000])}
+	for _, cfg := range []string{"", `{"max_value_bytes":-1}`} {
+		want, _ := redactSpans(t, languageModule(t, "pii-redact", "go"), cfg, attrs, nil)
+		forEachLanguage(t, "pii-redact", func(t *testing.T, path string) {
+			got, _ := redactSpans(t, path, cfg, attrs, nil)
+			if d := diff(got, want); d != "" {
+				t.Errorf("config %q: %.500s", cfg, d)
+			}
+		})
+	}
+}
+
+// TestLanguages_MixedChain runs a chain of plugins in different languages and checks it does what
+// the chain of Go plugins does.
+func TestLanguages_MixedChain(t *testing.T) {
+	run := func(t *testing.T, tenant, pii string) (Exchange, [][]attribute.KeyValue) {
+		h := load(t, Options{Timeout: langTimeout()},
+			Spec{Name: "tenant", Path: tenant, Config: json.RawMessage(samplerConfig)},
+			Spec{Name: "pii", Path: pii, Failure: FailClosed})
+		var x Exchange
+		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Path: "/login", Header: http.Header{"X-Tenant-Id": {"half"}}, TraceID: testTraceID}
+		if err := h.OnRequest(context.Background(), r, &x); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.OnResponse(context.Background(), &Response{Status: 502}, &x); err != nil {
+			t.Fatal(err)
+		}
+		x.release()
+		spans := h.ProcessSpans(context.Background(), finishedSpans(t, span("GET /login", []attribute.KeyValue{
+			attribute.String("url.full", "https://shop/login?user=al&password=hunter2"),
+			attribute.String("enduser.email", "alice@example.com"),
+		})))
+		var attrs [][]attribute.KeyValue
+		for _, s := range spans {
+			attrs = append(attrs, s.Attributes())
+		}
+		x.chain = nil
+		return x, attrs
+	}
+	wantX, wantSpans := run(t, languageModule(t, "tenant-sampler", "go"), languageModule(t, "pii-redact", "go"))
+	for _, lang := range []string{"rust", "c", "assemblyscript"} {
+		t.Run("tenant-sampler in "+lang+", pii-redact in rust", func(t *testing.T) {
+			gotX, gotSpans := run(t, languageModule(t, "tenant-sampler", lang), languageModule(t, "pii-redact", "rust"))
+			if d := diff(gotX, wantX); d != "" {
+				t.Errorf("exchange %s", d)
+			}
+			if d := diff(gotSpans, wantSpans); d != "" {
+				t.Errorf("spans %s", d)
+			}
+		})
+	}
+}
