@@ -154,7 +154,7 @@ func benchChain(b *testing.B, opts Options) {
 }
 
 // BenchmarkChainNoInterrupt is BenchmarkChain with Options.NoInterrupt, to
-// measure the cost of wazero's termination checks.
+// measure the cost of the deadline checks.
 func BenchmarkChainNoInterrupt(b *testing.B) {
 	benchChain(b, Options{Timeout: goTimeout(), NoInterrupt: true})
 }

@@ -35,10 +35,11 @@ func TestChain_LastOpinionWins(t *testing.T) {
 	}
 }
 
-func TestTrusted_RunsWithoutTerminationChecksBesideSandboxed(t *testing.T) {
+func TestTrusted_RunsWithoutChecksBesideInstrumented(t *testing.T) {
 	h := load(t, Options{}, Spec{Name: "fast", Path: wat("hello"), Trusted: true}, Spec{Name: "safe", Path: wat("faulty"), Config: json.RawMessage("1")})
-	if h.fast == nil || h.runtime(h.plugins[0]) != h.fast || h.runtime(h.plugins[1]) != h.rt {
-		t.Fatal("trusted plugin not in the fast runtime, or sandboxed one not in the interruptible one")
+	gens := h.cur.Load().gens
+	if h.fast == nil || gens[0].rt != h.fast || gens[0].stoppable || gens[1].rt != h.fast || !gens[1].stoppable {
+		t.Fatal("trusted plugin instrumented or not in the fast runtime, or sandboxed one not instrumented")
 	}
 	var x Exchange
 	if err := h.OnRequest(context.Background(), &Request{Method: "GET"}, &x); err != nil {

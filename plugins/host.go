@@ -14,6 +14,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sidetrace/sidetrace/plugins/internal/instrument"
 )
 
 // Defaults for Options fields left zero.
@@ -40,12 +42,11 @@ type Options struct {
 	PoolSize int
 	// Logger receives load, reload and guest log messages (default slog.Default()).
 	Logger *slog.Logger
-	// NoInterrupt compiles guests without wazero's termination checks
-	// (WithCloseOnContextDone), which exit to Go at every loop iteration and
-	// start a goroutine per call: guest calls run several times faster, but a
-	// guest stuck in a loop blocks its caller for ever. An overrun is still
-	// counted as a timeout, and the instance discarded, when the call returns.
-	// Only for plugins you trust.
+	// NoInterrupt runs guests without deadline checks: neither the ones the
+	// host inserts (package internal/instrument) nor wazero's. Calls are a
+	// little faster, but a guest stuck in a loop blocks its caller for ever.
+	// An overrun is still counted as a timeout, and the instance discarded,
+	// when the call returns. Only for plugins you trust.
 	NoInterrupt bool
 }
 
@@ -81,8 +82,8 @@ func (o Options) memoryPages() uint32 {
 type Host struct {
 	opts  Options
 	log   *slog.Logger
-	rt    wazero.Runtime // guests are interruptible (unless Options.NoInterrupt)
-	fast  wazero.Runtime // trusted guests, without termination checks; nil until needed
+	rt    wazero.Runtime // with wazero's termination checks (unless Options.NoInterrupt), for guests instrument refused
+	fast  wazero.Runtime // without them: instrumented and trusted guests; nil with Options.NoInterrupt
 	cache wazero.CompilationCache
 
 	plugins []*plugin
@@ -179,11 +180,9 @@ func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 	if h.rt, err = h.newRuntime(ctx, !opts.NoInterrupt); err != nil {
 		return fail(err)
 	}
-	for _, s := range specs {
-		if s.Trusted && !opts.NoInterrupt && h.fast == nil {
-			if h.fast, err = h.newRuntime(ctx, false); err != nil {
-				return fail(err)
-			}
+	if !opts.NoInterrupt {
+		if h.fast, err = h.newRuntime(ctx, false); err != nil {
+			return fail(err)
 		}
 	}
 	seen := map[string]bool{}
@@ -278,12 +277,37 @@ func (h *Host) closeRuntimes(ctx context.Context) error {
 	return err
 }
 
-// runtime returns the runtime a plugin's modules run in.
-func (h *Host) runtime(p *plugin) wazero.Runtime {
-	if p.spec.Trusted && h.fast != nil {
-		return h.fast
+// compile compiles a plugin's binary: instrumented (deadline checks of its
+// own, see package instrument) in the runtime without wazero's checks, or, if
+// instrument refuses the binary, as is with wazero's checks. Trusted plugins
+// and Options.NoInterrupt skip the checks. It returns the runtime to
+// instantiate in and whether the module exports instrument.StopExport.
+func (h *Host) compile(ctx context.Context, p *plugin, bin []byte) (wazero.CompiledModule, wazero.Runtime, bool, error) {
+	if h.fast == nil || p.spec.Trusted {
+		rt := h.rt
+		if h.fast != nil {
+			rt = h.fast
+		}
+		cm, err := rt.CompileModule(ctx, bin)
+		return cm, rt, false, err
 	}
-	return h.rt
+	out, err := instrument.Module(bin)
+	if err != nil {
+		p.log.Warn("plugin not instrumented: wazero's termination checks enforce its deadline, several times slower", "err", err)
+		cm, err := h.rt.CompileModule(ctx, bin)
+		return cm, h.rt, false, err
+	}
+	cm, err := h.fast.CompileModule(ctx, out)
+	if err == nil {
+		return cm, h.fast, true, nil
+	}
+	// The original's error is the one to report; if the original compiles,
+	// instrument has a bug: run the module with wazero's checks.
+	cm, err2 := h.rt.CompileModule(ctx, bin)
+	if err2 == nil {
+		p.log.Error("instrumented plugin does not compile; wazero's termination checks enforce its deadline", "err", oneLine(err))
+	}
+	return cm, h.rt, false, err2
 }
 
 // Reload recompiles the plugins whose files changed (modification time or
@@ -459,7 +483,7 @@ func (h *Host) watchdog(ctx context.Context) {
 	tick = min(tick, 50*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var late []*instance
+	var late, stuck []*instance
 	for {
 		select {
 		case <-ctx.Done():
@@ -467,21 +491,42 @@ func (h *Host) watchdog(ctx context.Context) {
 		case <-t.C:
 		}
 		now := monotime()
-		late = late[:0]
+		late, stuck = late[:0], stuck[:0]
 		h.mu.Lock()
 		for in := range h.insts {
-			if d := in.deadline.Load(); d > 0 && now > d && in.deadline.CompareAndSwap(d, -1) {
+			d := in.deadline.Load()
+			if d > 0 && now > d && in.deadline.CompareAndSwap(d, -1) {
 				late = append(late, in)
+			} else if s := in.stoppedAt.Load(); d == -1 && s > 0 && now-s > backstop*int64(h.opts.Timeout) && in.stoppedAt.CompareAndSwap(s, -1) {
+				stuck = append(stuck, in)
 			}
 		}
 		h.mu.Unlock()
 		for _, in := range late {
-			// Interrupts the running call (WithCloseOnContextDone); the caller
-			// sees the deadline word changed and discards the instance.
+			// The caller sees the deadline word changed and discards the
+			// instance when the call returns.
+			if in.stop != nil {
+				// Instrumented: the guest traps at its next loop or function entry.
+				in.stoppedAt.Store(now)
+				in.stop.Set(1)
+				continue
+			}
+			// With wazero's checks (WithCloseOnContextDone) this interrupts
+			// the running call; without (trusted), it only fails the call
+			// when it returns.
+			_ = in.mod.CloseWithExitCode(context.Background(), exitTimeout)
+		}
+		for _, in := range stuck {
+			// The backstop; see RATIONALE.md for what it can and cannot do.
+			h.log.Warn("plugin instance still running after its stop flag was set; closing it", "plugin", in.g.p.spec.Name, "timeouts", backstop)
 			_ = in.mod.CloseWithExitCode(context.Background(), exitTimeout)
 		}
 	}
 }
+
+// backstop is how many timeouts after its stop flag was set an instance still
+// running is closed.
+const backstop = 10
 
 const exitTimeout = 0xdead
 

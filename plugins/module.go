@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/sidetrace/sidetrace/plugins/internal/abi"
+	"github.com/sidetrace/sidetrace/plugins/internal/instrument"
 )
 
 // generation is one compiled version of a plugin's file with its pool.
@@ -25,12 +26,15 @@ type generation struct {
 	h        *Host
 	p        *plugin
 	compiled wazero.CompiledModule
-	hooks    uint32
-	reqHdr   []string // canonical names of the declared request headers, in order
-	respHdr  []string
-	hasStart bool
-	pool     pool
-	holders  atomic.Int32 // chains that include this generation
+	rt       wazero.Runtime // the one compiled must be instantiated in
+	// stoppable: instrumented, the module exports instrument.StopExport.
+	stoppable bool
+	hooks     uint32
+	reqHdr    []string // canonical names of the declared request headers, in order
+	respHdr   []string
+	hasStart  bool
+	pool      pool
+	holders   atomic.Int32 // chains that include this generation
 }
 
 func (g *generation) unhold() {
@@ -158,7 +162,7 @@ func validate(cm wazero.CompiledModule) error {
 }
 
 func (h *Host) newGeneration(ctx context.Context, p *plugin, bin []byte) (*generation, error) {
-	cm, err := h.runtime(p).CompileModule(ctx, bin)
+	cm, rt, stoppable, err := h.compile(ctx, p, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %v", oneLine(err))
 	}
@@ -166,7 +170,7 @@ func (h *Host) newGeneration(ctx context.Context, p *plugin, bin []byte) (*gener
 		cm.Close(ctx)
 		return nil, err
 	}
-	g := &generation{h: h, p: p, compiled: cm}
+	g := &generation{h: h, p: p, compiled: cm, rt: rt, stoppable: stoppable}
 	_, g.hasStart = cm.ExportedFunctions()[abi.ExportInitialize]
 	g.pool.init(g, h.opts.PoolSize)
 	in, out, err := g.instantiate(ctx)
@@ -276,7 +280,11 @@ type instance struct {
 	hdrNames map[string]string // canonical header names for get_header
 
 	deadline atomic.Int64 // monotime deadline of the running call; 0 idle; -1 interrupted
-	memBytes atomic.Uint64
+	// stop is the instrumented module's stop flag (nil if not instrumented);
+	// the watchdog sets it to 1 and the guest traps at its next check.
+	stop      api.MutableGlobal
+	stoppedAt atomic.Int64 // monotime the watchdog set stop; -1 once closed by the backstop
+	memBytes  atomic.Uint64
 
 	// The request or response being processed, for get_header.
 	req  *Request
@@ -290,21 +298,28 @@ type instKey struct{}
 func (g *generation) instantiate(ctx context.Context) (*instance, []byte, error) {
 	h := g.h
 	w := &guestWriter{log: g.p.log}
+	in := &instance{g: g}
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module
 		WithStartFunctions().
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime().
+		WithNanosleep(in.sleep).
 		WithStdout(w).
 		WithStderr(w)
-	in := &instance{g: g}
 	in.ctx = context.WithValue(context.Background(), instKey{}, in)
-	mod, err := h.runtime(g.p).InstantiateModule(in.ctx, g.compiled, cfg)
+	mod, err := g.rt.InstantiateModule(in.ctx, g.compiled, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("instantiate: %v", oneLine(err))
 	}
 	in.mod = mod
+	if g.stoppable {
+		// A new instance starts with the flag's initial value, 0.
+		if gl, ok := mod.ExportedGlobal(instrument.StopExport).(api.MutableGlobal); ok {
+			in.stop = gl
+		}
+	}
 	in.mem = mod.ExportedMemory(abi.ExportMemory)
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	for i, hk := range hookExports {
@@ -366,6 +381,18 @@ func (g *generation) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("init: malformed result: %v", d.err)
 	}
 	return in, nil
+}
+
+// sleep is the guest's sleep (WASI poll_oneoff with a clock), cut at the
+// call's deadline: neither a stop flag nor a close reaches a guest blocked in
+// a host function.
+func (in *instance) sleep(ns int64) {
+	if d := in.deadline.Load(); d != 0 {
+		ns = min(ns, max(d-monotime(), 0)) // -1 (interrupted): do not sleep
+	}
+	if ns > 0 {
+		time.Sleep(time.Duration(ns))
+	}
 }
 
 // discard closes an instance and forgets it.
