@@ -94,6 +94,15 @@ func benchSpans(b testing.TB) []sdktrace.ReadOnlySpan {
 // and response hooks and the span-end hook on its span.
 func BenchmarkChain(b *testing.B) {
 	b.Run("examples", func(b *testing.B) { benchChain(b, Options{Timeout: goTimeout()}) })
+	// The same three plugins with the Rust ports of tenant-sampler and pii-redact (custom-attributes has
+	// only its Go version): what the chain costs when the heavy plugins are not Go.
+	b.Run("examples-rust", func(b *testing.B) {
+		benchChainSpecs(b, Options{Timeout: goTimeout()}, []Spec{
+			{Name: "tenant", Path: languageModule(b, "tenant-sampler", "rust"), Config: json.RawMessage(samplerConfig)},
+			{Name: "custom", Path: example(b, "custom-attributes"), Config: json.RawMessage(customConfig)},
+			{Name: "pii", Path: languageModule(b, "pii-redact", "rust"), Failure: FailClosed},
+		})
+	})
 	b.Run("examples-parallel", func(b *testing.B) {
 		// Every goroutine runs the chain: the pools fill up to PoolSize
 		// (GOMAXPROCS); the metrics give the memory of full pools.
@@ -126,9 +135,11 @@ func reportPools(b *testing.B, h *Host) {
 	}
 }
 
-func benchChain(b *testing.B, opts Options) {
+func benchChain(b *testing.B, opts Options) { benchChainSpecs(b, opts, exampleSpecs(b)) }
+
+func benchChainSpecs(b *testing.B, opts Options, specs []Spec) {
 	{
-		h := load(b, opts, exampleSpecs(b)...)
+		h := load(b, opts, specs...)
 		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Scheme: "https", Host: "shop", Path: "/cart", Query: "id=1",
 			Header:  http.Header{"X-Tenant-Id": {"acme"}, "X-User-Agent-Class": {"mobile"}},
 			TraceID: testTraceID, PeerAddr: "10.0.0.1:5555"}
