@@ -30,9 +30,10 @@ type Spec struct {
 	Config json.RawMessage `json:"config,omitempty"`
 	// Failure is "open" (default) or "closed"; see FailOpen and FailClosed.
 	Failure string `json:"failure,omitempty"`
-	// Trusted runs the plugin without wazero's termination checks, several
-	// times faster for Go guests (see Options.NoInterrupt): for plugins you
-	// audited, since one stuck in a loop hangs its caller for ever.
+	// Trusted runs the plugin without any deadline checks (see
+	// Options.NoInterrupt): a few percent faster than the checks the host
+	// inserts, but one stuck in a loop hangs its caller for ever, so only for
+	// plugins you audited.
 	Trusted bool `json:"trusted,omitempty"`
 }
 
