@@ -50,12 +50,12 @@ test-go:
 test-sdk:
 	cd wasm-sdk/go && $(GO) test -count=1 ./...
 
-## fuzz: each fuzz target for FUZZTIME (default 3s), from its seed corpus.
+## fuzz: each fuzz target for FUZZTIME (default 3s), from its seed corpus; a failure prints the fuzzer's output.
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
 	  done; \
 	done
 
