@@ -94,12 +94,11 @@ func benchSpans(b testing.TB) []sdktrace.ReadOnlySpan {
 // and response hooks and the span-end hook on its span.
 func BenchmarkChain(b *testing.B) {
 	b.Run("examples", func(b *testing.B) { benchChain(b, Options{Timeout: goTimeout()}) })
-	// The same three plugins with the Rust ports of tenant-sampler and pii-redact (custom-attributes has
-	// only its Go version): what the chain costs when the heavy plugins are not Go.
+	// The same three plugins, all Rust ports: what the chain costs when no plugin is Go.
 	b.Run("examples-rust", func(b *testing.B) {
 		benchChainSpecs(b, Options{Timeout: goTimeout()}, []Spec{
 			{Name: "tenant", Path: languageModule(b, "tenant-sampler", "rust"), Config: json.RawMessage(samplerConfig)},
-			{Name: "custom", Path: example(b, "custom-attributes"), Config: json.RawMessage(customConfig)},
+			{Name: "custom", Path: languageModule(b, "custom-attributes", "rust"), Config: json.RawMessage(customConfig)},
 			{Name: "pii", Path: languageModule(b, "pii-redact", "rust"), Failure: FailClosed},
 		})
 	})

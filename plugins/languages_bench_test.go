@@ -25,11 +25,13 @@ import (
 // (InstantiateModule with the host's module config, _initialize if exported, sidetrace_alloc and
 // sidetrace_init with the config) and reports the module's size (module-bytes) and the linear
 // memory of an instance after init (memory-bytes); "request" and "span-end" are one hook call
-// through the Host. Each runs with the default options (wazero's termination checks on, so a
-// runaway guest can be interrupted) and "-trusted" (Spec.Trusted: without them).
+// through the Host (tenant-sampler: X-Tenant-Id: acme; custom-attributes: customConfig and
+// X-User-Agent-Class: mobile, two attributes). Each runs with the default options (wazero's
+// termination checks on, so a runaway guest can be interrupted) and "-trusted" (Spec.Trusted:
+// without them).
 func BenchmarkLanguages(b *testing.B) {
-	configs := map[string]string{"tenant-sampler": samplerConfig, "pii-redact": ""}
-	for _, name := range []string{"tenant-sampler", "pii-redact"} {
+	configs := map[string]string{"tenant-sampler": samplerConfig, "pii-redact": "", "custom-attributes": customConfig}
+	for _, name := range []string{"tenant-sampler", "pii-redact", "custom-attributes"} {
 		for _, lang := range exampleLanguages[name] {
 			path := languageModule(b, name, lang)
 			for _, trusted := range []bool{false, true} {
@@ -40,7 +42,13 @@ func BenchmarkLanguages(b *testing.B) {
 				b.Run(name+"/"+lang+"/instantiate"+suffix, func(b *testing.B) { benchInstantiate(b, path, configs[name], !trusted) })
 				switch name {
 				case "tenant-sampler":
-					b.Run(name+"/"+lang+"/request"+suffix, func(b *testing.B) { benchRequest(b, path, configs[name], trusted) })
+					b.Run(name+"/"+lang+"/request"+suffix, func(b *testing.B) {
+						benchRequest(b, path, configs[name], trusted, http.Header{"X-Tenant-Id": {"acme"}}, RecordAndSample, 1)
+					})
+				case "custom-attributes":
+					b.Run(name+"/"+lang+"/request"+suffix, func(b *testing.B) {
+						benchRequest(b, path, configs[name], trusted, http.Header{"X-User-Agent-Class": {"mobile"}}, NoOpinion, 2)
+					})
 				case "pii-redact":
 					b.Run(name+"/"+lang+"/span-end"+suffix, func(b *testing.B) { benchSpanEnd(b, path, configs[name], trusted) })
 				}
@@ -99,16 +107,18 @@ func benchInstantiate(b *testing.B, path, config string, interruptible bool) {
 	b.ReportMetric(float64(memBytes), "memory-bytes")
 }
 
-func benchRequest(b *testing.B, path, config string, trusted bool) {
-	h := load(b, Options{Timeout: langTimeout()}, Spec{Name: "tenant", Path: path, Config: json.RawMessage(config), Trusted: trusted})
+// benchRequest runs the request hook of the plugin at path on a request with header, and checks
+// its decision and the number of attributes it sets.
+func benchRequest(b *testing.B, path, config string, trusted bool, header http.Header, want Decision, attrs int) {
+	h := load(b, Options{Timeout: langTimeout()}, Spec{Name: "plugin", Path: path, Config: json.RawMessage(config), Trusted: trusted})
 	r := &Request{Kind: trace.SpanKindServer, Method: "GET", Scheme: "https", Host: "shop", Path: "/cart", Query: "id=1",
-		Header: http.Header{"X-Tenant-Id": {"acme"}}, TraceID: testTraceID, PeerAddr: "10.0.0.1:5555"}
+		Header: header, TraceID: testTraceID, PeerAddr: "10.0.0.1:5555"}
 	var x Exchange
 	b.ReportAllocs()
 	for b.Loop() {
 		x.Reset()
-		if err := h.OnRequest(context.Background(), r, &x); err != nil || x.Decision != RecordAndSample {
-			b.Fatalf("OnRequest: %v, decision %v, errors %q", err, x.Decision, x.Errors)
+		if err := h.OnRequest(context.Background(), r, &x); err != nil || x.Decision != want || len(x.Attributes) != attrs || len(x.Errors) > 0 {
+			b.Fatalf("OnRequest: %v, decision %v, %d attributes, errors %q", err, x.Decision, len(x.Attributes), x.Errors)
 		}
 	}
 	x.Reset()

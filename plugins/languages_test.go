@@ -26,8 +26,9 @@ import (
 // for the Go module and for each other language's module of the same example, so that a
 // difference between languages is a failing test.
 var exampleLanguages = map[string][]string{
-	"tenant-sampler": {"go", "rust", "c", "assemblyscript"},
-	"pii-redact":     {"go", "rust"},
+	"tenant-sampler":    {"go", "rust", "c", "assemblyscript"},
+	"pii-redact":        {"go", "rust"},
+	"custom-attributes": {"go", "rust"},
 }
 
 var (
@@ -482,6 +483,157 @@ func TestLanguages_PIIRedact_PatternsSameAsGo(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestLanguages_CustomAttributes_Request(t *testing.T) {
+	s, i, f, b := attribute.String, attribute.Int64, attribute.Float64, attribute.Bool
+	ua := http.Header{"X-User-Agent-Class": {"mobile"}}
+	tests := []struct {
+		name   string
+		config string
+		header http.Header
+		want   []attribute.KeyValue
+	}{
+		{"header and static", customConfig, ua, []attribute.KeyValue{s("app.client_class", "mobile"), s("deployment.environment", "prod")}},
+		{"header absent", customConfig, http.Header{"X-Other": {"x"}}, []attribute.KeyValue{s("deployment.environment", "prod")}},
+		{"header empty", customConfig, http.Header{"X-User-Agent-Class": {""}}, []attribute.KeyValue{s("deployment.environment", "prod")}},
+		{"header repeated", customConfig, http.Header{"X-User-Agent-Class": {"a", "b", "c"}}, []attribute.KeyValue{s("app.client_class", "a, b, c"), s("deployment.environment", "prod")}},
+		{"header repeated empty", customConfig, http.Header{"X-User-Agent-Class": {"", ""}}, []attribute.KeyValue{s("app.client_class", ", "), s("deployment.environment", "prod")}},
+		{"header unicode", customConfig, http.Header{"X-User-Agent-Class": {"café ü"}}, []attribute.KeyValue{s("app.client_class", "café ü"), s("deployment.environment", "prod")}},
+		{"config name any case", `{"headers":{"X-USER-agent-Class":"c"}}`, ua, []attribute.KeyValue{s("c", "mobile")}},
+		{"names differing in case: both, byte order", `{"headers":{"x-user-agent-class":"lower","X-User-Agent-Class":"upper"}}`, ua,
+			[]attribute.KeyValue{s("upper", "mobile"), s("lower", "mobile")}},
+		{"headers in name order", `{"headers":{"x-b":"b","x-c":"c","x-a":"a"}}`, http.Header{"X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"}},
+			[]attribute.KeyValue{s("a", "1"), s("b", "2"), s("c", "3")}},
+		{"two names, one key", `{"headers":{"x-a":"k","x-b":"k"}}`, http.Header{"X-A": {"1"}, "X-B": {"2"}}, []attribute.KeyValue{s("k", "1"), s("k", "2")}},
+		{"header name with spaces", `{"headers":{" X-A ":"k"}}`, http.Header{"X-A": {"1"}}, nil},
+		{"static key equal to a header's", `{"headers":{"x-a":"k"},"static":{"k":"s"}}`, http.Header{"X-A": {"1"}}, []attribute.KeyValue{s("k", "1"), s("k", "s")}},
+		{"static types in key order", `{"static":{"s":"x","t":true,"f":false,"i":3,"n":-42,"z":-0,"fl":1.5,"e":1E2,"d":3.0,"nz":-0.0,"tiny":1e-400,"max":9223372036854775807,"min":-9223372036854775808,"big":9223372036854775808}}`, nil,
+			[]attribute.KeyValue{f("big", 9223372036854775808), f("d", 3), f("e", 100), b("f", false), f("fl", 1.5), i("i", 3), i("max", math.MaxInt64), i("min", math.MinInt64), i("n", -42), f("nz", math.Copysign(0, -1)), s("s", "x"), b("t", true), f("tiny", 0), i("z", 0)}},
+		{"static number out of range: empty", `{"static":{"a":1e999,"b":"1e999","c":-1E+400}}`, nil, []attribute.KeyValue{s("a", ""), s("b", "1e999"), s("c", "")}},
+		{"static escapes and unicode", `{"static":{"k\u00e9y":"v\"w\n","\ud83d\ude00":"\ud800x"}}`, nil, []attribute.KeyValue{s("kéy", "v\"w\n"), s("\U0001F600", "\uFFFDx")}},
+		{"empty config", "", ua, nil},
+		{"null config", "null", ua, nil},
+		{"empty object", "{}", ua, nil},
+		{"null fields", `{"headers":null,"static":null}`, ua, nil},
+		{"field names any case", `{"HEADERS":{"x-user-agent-class":"c"},"Static":{"a":1}}`, ua, []attribute.KeyValue{s("c", "mobile"), i("a", 1)}},
+		{"field names folded (long s)", `{"headerſ":{"x-user-agent-class":"c"},"ſtatic":{"a":1}}`, ua, []attribute.KeyValue{s("c", "mobile"), i("a", 1)}},
+		{"repeated fields merge", `{"headers":{"x-a":"a"},"Headers":{"x-b":"b"},"static":{"s":1},"static":{"t":2}}`, http.Header{"X-A": {"1"}, "X-B": {"2"}},
+			[]attribute.KeyValue{s("a", "1"), s("b", "2"), i("s", 1), i("t", 2)}},
+		{"repeated keys: last wins", `{"headers":{"x-a":"a","x-a":"b"},"static":{"s":null,"s":1}}`, http.Header{"X-A": {"1"}}, []attribute.KeyValue{s("b", "1"), i("s", 1)}},
+		{"null after a field clears it", `{"headers":{"x-a":"a"},"headers":null,"static":{"s":1},"static":null,"static":{"t":2}}`, http.Header{"X-A": {"1"}}, []attribute.KeyValue{i("t", 2)}},
+		{"trailing data ignored", `{"static":{"a":1}} {"static":{"b":2}} x`, nil, []attribute.KeyValue{i("a", 1)}},
+	}
+	run := func(t *testing.T, path, config string, header http.Header) requestResult {
+		h := load(t, Options{Timeout: langTimeout()}, Spec{Name: "custom", Path: path, Config: json.RawMessage(config)})
+		x := Exchange{Tenant: "t0"}
+		r := &Request{Kind: trace.SpanKindServer, Method: "GET", Scheme: "https", Host: "shop", Path: "/cart", Header: header, TraceID: testTraceID}
+		if err := h.OnRequest(context.Background(), r, &x); err != nil {
+			t.Fatal(err)
+		}
+		res := requestResult{x.Tenant, x.Decision, append([]attribute.KeyValue(nil), x.Attributes...), append([]string(nil), x.Errors...)}
+		x.Reset()
+		return res
+	}
+	forEachLanguage(t, "custom-attributes", func(t *testing.T, path string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if d := diff(run(t, path, tt.config, tt.header), requestResult{"t0", NoOpinion, tt.want, nil}); d != "" {
+					t.Errorf("%s", d)
+				}
+			})
+		}
+		// Go does not check static keys: the host refuses the hook's edits (the plugin fails).
+		t.Run("static empty key", func(t *testing.T) {
+			want := requestResult{"t0", NoOpinion, nil, []string{"custom: malformed result: empty attribute key"}}
+			if d := diff(run(t, path, `{"static":{"a":1,"":"x"}}`, nil), want); d != "" {
+				t.Errorf("%s", d)
+			}
+		})
+	})
+}
+
+func TestLanguages_CustomAttributes_ConfigRefused(t *testing.T) {
+	const prefix = "plugins: custom: init: custom-attributes: config: "
+	tests := []struct {
+		config string
+		want   string // the whole message after prefix
+	}{
+		{`{"headers":1}`, "json: cannot unmarshal number into Go struct field config.headers of type map[string]string"},
+		{`{"headers":[]}`, "json: cannot unmarshal array into Go struct field config.headers of type map[string]string"},
+		{`{"Headers":"x"}`, "json: cannot unmarshal string into Go struct field config.headers of type map[string]string"},
+		{`{"headers":1e999}`, "json: cannot unmarshal number into Go struct field config.headers of type map[string]string"},
+		{`{"headers":{"x":1}}`, "json: cannot unmarshal number into Go struct field config.headers of type string"},
+		{`{"headers":{"x":true}}`, "json: cannot unmarshal bool into Go struct field config.headers of type string"},
+		{`{"headers":{"x":{}}}`, "json: cannot unmarshal object into Go struct field config.headers of type string"},
+		{`{"headers":{"x":[]}}`, "json: cannot unmarshal array into Go struct field config.headers of type string"},
+		{`{"headers":{"x":1e999}}`, "json: cannot unmarshal number into Go struct field config.headers of type string"},
+		{`{"headers":{"x":null}}`, `headers: empty header or key in "x": ""`},
+		{`{"headers":{"":"k"}}`, `headers: empty header or key in "": "k"`},
+		{`{"headers":{"x-a":""}}`, `headers: empty header or key in "x-a": ""`},
+		{`{"headers":{"x\n\"\\\u0001\u00a0é":""}}`, `headers: empty header or key in "x\n\"\\\x01\u00a0é": ""`},
+		{`{"static":{"a":[1]},"headers":{"":"k"}}`, `headers: empty header or key in "": "k"`},
+		{`{"static":1}`, "json: cannot unmarshal number into Go struct field config.static of type map[string]interface {}"},
+		{`{"STATIC":[]}`, "json: cannot unmarshal array into Go struct field config.static of type map[string]interface {}"},
+		{`{"static":{"a":[1]}}`, "static.a: want a string, number or boolean"},
+		{`{"static":{"a":null}}`, "static.a: want a string, number or boolean"},
+		{`{"static":{"a.b":{}}}`, "static.a.b: want a string, number or boolean"},
+		{`{"static":{"a":1,"a":[]}}`, "static.a: want a string, number or boolean"},
+		{`{"other":1}`, `json: unknown field "other"`},
+		{`{"Other":1,"headers":1}`, `json: unknown field "Other"`},
+		{`{"headers":1,"other":1}`, "json: cannot unmarshal number into Go struct field config.headers of type map[string]string"},
+		{`{"headers":{"x":1}} trailing`, "json: cannot unmarshal number into Go struct field config.headers of type string"},
+		{`[]`, "json: cannot unmarshal array into Go value of type main.config"},
+		{`1`, "json: cannot unmarshal number into Go value of type main.config"},
+		{`1e999`, "json: cannot unmarshal number into Go value of type main.config"},
+		{`"x"`, "json: cannot unmarshal string into Go value of type main.config"},
+		{`true`, "json: cannot unmarshal bool into Go value of type main.config"},
+		{` `, "EOF"},
+		{`{`, "unexpected EOF"},
+		{`{"static":{"a":1}`, "unexpected EOF"},
+		{`{"static":{"a":1},`, "unexpected EOF"},
+		{`{"static":{"a":nul`, "unexpected EOF"},
+		{`["\u00`, "unexpected EOF"},
+		{`-`, "unexpected EOF"},
+		{`x`, "invalid character 'x' looking for beginning of value"},
+		{`}`, "invalid character '}' looking for beginning of value"},
+		{`{"a" 1}`, "invalid character '1' after object key"},
+		{`{"headers":{"x":"y",}}`, "invalid character '}' looking for beginning of object key string"},
+		{`{'a':1}`, `invalid character '\'' looking for beginning of object key string`},
+		{`{1e999:1}`, "invalid character '1' looking for beginning of object key string"},
+		{`{"static":{"a":01}}`, "invalid character '1' after object key:value pair"},
+		{`{"static":{"a":1 "b":2}}`, "invalid character '\"' after object key:value pair"},
+		{`{"static":{"a":-}}`, "invalid character '}' in numeric literal"},
+		{`{"static":{"a":1.}}`, "invalid character '}' after decimal point in numeric literal"},
+		{`{"static":{"a":1e+}}`, "invalid character '}' in exponent of numeric literal"},
+		{`{"static":{"a":.5}}`, "invalid character '.' looking for beginning of value"},
+		{`{"static":{"a":tru}}`, "invalid character '}' in literal true (expecting 'e')"},
+		{`{"static":{"a":fals}}`, "invalid character '}' in literal false (expecting 'e')"},
+		{`{"static":{"a":nUll}}`, "invalid character 'U' in literal null (expecting 'u')"},
+		{`{"static":{"a":"\x"}}`, "invalid character 'x' in string escape code"},
+		{`{"static":{"a":"\u12g4"}}`, "invalid character 'g' in \\u hexadecimal character escape"},
+		{"{\"static\":{\"a\":\"\t\"}}", `invalid character '\t' in string literal`},
+		{"{\"static\":{\"a\":\"\x01\"}}", `invalid character '\x01' in string literal`},
+		{`{"static":{"a":[1,]}}`, "invalid character ']' looking for beginning of value"},
+		{`{"static":{"a":[1 2]}}`, "invalid character '2' after array element"},
+		{`{"static":{"a":é}}`, "invalid character 'Ã' looking for beginning of value"},
+		{`{"static":{"a":+1}}`, "invalid character '+' looking for beginning of value"},
+	}
+	forEachLanguage(t, "custom-attributes", func(t *testing.T, path string) {
+		for _, tt := range tests {
+			t.Run(tt.config, func(t *testing.T) {
+				h, err := Load(context.Background(), []Spec{{Name: "custom", Path: path, Config: json.RawMessage(tt.config)}}, Options{Logger: testLogger(t), CacheDir: filepath.Join(wasmDir, "cache")})
+				if err == nil {
+					h.Close(context.Background())
+					t.Fatalf("got no error; want %q", prefix+tt.want)
+				}
+				msg := err.Error()
+				if msg != prefix+tt.want {
+					t.Errorf("got %q; want %q", msg, prefix+tt.want)
+				}
+			})
+		}
+	})
 }
 
 // TestLanguages_SDKReadmePlugins runs the plugin each SDK's README shows (wasm-sdk/LANG/example/)
