@@ -48,6 +48,9 @@ func parse(raw []byte) ([]mapping, []sdk.Attribute, error) {
 		hs = append(hs, mapping{h, k})
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].header < hs[j].header })
+	if _, ok := c.Static[""]; ok {
+		return nil, nil, fmt.Errorf("custom-attributes: config: static: empty key")
+	}
 	var st []sdk.Attribute
 	for k, v := range c.Static {
 		var val sdk.Value

@@ -316,6 +316,9 @@ fn parse(raw: &[u8]) -> Result<Config, String> {
             return Err(String::from(BAD) + "headers: empty header or key in " + &quote(h) + ": " + &quote(k));
         }
     }
+    if statics.iter().any(|(k, _)| k.is_empty()) {
+        return Err(String::from(BAD) + "static: empty key");
+    }
     statics.sort_by(|a, b| a.0.cmp(&b.0));
     let mut st = Vec::new();
     for (k, v) in statics {
