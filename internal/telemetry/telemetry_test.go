@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestStore_BoundedNewestFirstAndFiltered(t *testing.T) {
 	for _, s := range list {
 		roots = append(roots, s.Root)
 	}
-	if got, want := roots, []string{"d", "c", "b"}; !equal(got, want) {
+	if got, want := roots, []string{"d", "c", "b"}; !slices.Equal(got, want) {
 		t.Errorf("roots: got %v; want %v (newest first, the oldest evicted)", got, want)
 	}
 	if _, ok := st.Trace(ids[0]); ok {
@@ -161,16 +162,4 @@ func TestIDGenerator_UsesPresetTraceID(t *testing.T) {
 	if a, _ := (IDGenerator{}).NewIDs(context.Background()); a == id || !a.IsValid() {
 		t.Errorf("fresh trace id %s", a)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
