@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,12 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *Sidecar, err 
 
 	if s.plugins, err = loadPlugins(ctx, cfg.Plugins, log); err != nil {
 		return nil, err
+	}
+	if s.plugins != nil {
+		// Compiling a Go guest leaves well over a hundred MB of garbage heap that the runtime would return
+		// to the OS only slowly: measured with the three Go example plugins, RSS after start-up falls from
+		// 234 MB to 96 MB with this.
+		debug.FreeOSMemory()
 	}
 	var hook telemetry.SpanHook
 	if s.plugins != nil {
