@@ -218,7 +218,8 @@ func setMember(ms []bagMember, m bagMember, replace bool) []bagMember {
 }
 
 // extractUberctx reads Jaeger baggage: each uberctx-{key} header is one entry, its key lower-cased (header
-// names are case-insensitive) and its value URL-decoded as Jaeger clients encode it.
+// names are case-insensitive) and its value URL-decoded as Jaeger clients encode it. An entry too long to be a
+// W3C baggage member on its own (over 8192 bytes once encoded) is dropped: no hop could carry it.
 func extractUberctx(h http.Header) []bagMember {
 	var ms []bagMember
 	for k, vs := range h {
@@ -230,7 +231,11 @@ func extractUberctx(h http.Header) []bagMember {
 		if err != nil || !validToken(key) {
 			continue
 		}
-		ms = setMember(ms, bagMember{key: key, value: toValidUTF8(v)}, true)
+		v = toValidUTF8(v)
+		if len(key)+1+len(encodeBagValue(v)) > bagMaxBytes {
+			continue
+		}
+		ms = setMember(ms, bagMember{key: key, value: v}, true)
 	}
 	// Map order is random: sort by key so the result is deterministic.
 	for i := 1; i < len(ms); i++ {
