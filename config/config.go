@@ -43,6 +43,7 @@ type Proxy struct {
 	IdleTimeout       time.Duration `env:"SIDETRACE_IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client keep-alive connection stays open"`
 	MaxIdleConns      int           `env:"SIDETRACE_MAX_IDLE_CONNS_PER_HOST" envDefault:"256" help:"idle upstream connections kept per upstream host for reuse"`
 	DrainTimeout      time.Duration `env:"SIDETRACE_DRAIN_TIMEOUT" envDefault:"15s" help:"on SIGTERM/SIGINT, how long in-flight requests may take to finish before spans are flushed and the process exits"`
+	AdminPprof        bool          `env:"SIDETRACE_ADMIN_PPROF" envDefault:"false" help:"serve Go's profiler at /debug/pprof/ on the admin server (CPU and heap profiles of the proxy itself)"`
 	AccessLog         string        `env:"SIDETRACE_ACCESS_LOG" envDefault:"on" help:"one JSON access-log line per request on stdout: on or off"`
 	LogLevel          string        `env:"SIDETRACE_LOG_LEVEL" envDefault:"info" help:"level of sidetrace's own log on stderr: debug, info, warn or error"`
 }

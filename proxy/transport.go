@@ -25,6 +25,7 @@ func (e *upstreamTimeoutError) Unwrap() error { return e.err }
 // the response-header deadline is the transports' own ResponseHeaderTimeout (HTTP/2 honours it too), which
 // costs no allocation per request.
 type transport struct {
+	fast     *h1Client // the common HTTP/1.1 exchange, synchronous (see h1Client)
 	h1, h2c  *http.Transport
 	protocol string
 	timeout  time.Duration
@@ -54,10 +55,14 @@ func newTransport(opts Options) *transport {
 			Proxy: nil,
 		}
 	}
-	return &transport{h1: base(&h1p), h2c: base(&h2p), protocol: opts.UpstreamProtocol, timeout: opts.UpstreamTimeout}
+	return &transport{
+		fast: newH1Client(dialer.DialContext, idle, 90*time.Second, opts.UpstreamTimeout),
+		h1:   base(&h1p), h2c: base(&h2p), protocol: opts.UpstreamProtocol, timeout: opts.UpstreamTimeout,
+	}
 }
 
 func (t *transport) closeIdle() {
+	t.fast.closeIdle(true)
 	t.h1.CloseIdleConnections()
 	t.h2c.CloseIdleConnections()
 }
@@ -68,6 +73,8 @@ func (t *transport) pick(r *http.Request) http.RoundTripper {
 		return t.h1 // TLS origination negotiates its own protocol
 	case t.protocol == "h2c", t.protocol == "auto" && isGRPC(r):
 		return t.h2c // gRPC needs HTTP/2 end to end
+	case t.fast.eligible(r):
+		return t.fast
 	}
 	return t.h1
 }
