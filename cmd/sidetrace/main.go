@@ -38,11 +38,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	ctx := context.Background()
+	gc := newGCTuning(environ)
+	gc.startup()
 	sc, err := sidecar.Start(ctx, cfg, sidecar.Options{Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "sidetrace: %v\n", oneLine(err))
 		return 1
 	}
+	gc.serving()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
