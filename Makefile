@@ -65,14 +65,14 @@ fuzz:
 ## bench: end-to-end figures as one table (direct, nginx, sidetrace with sampling off and on, with the example
 ## plugins, over h2c), then the hot-path micro-benchmarks. BENCH_QUICK=1 for a smoke run; BENCH_FLAGS for more
 ## sidetrace-bench flags (e.g. -nice -10 on a shared machine).
-BENCH_SCENARIOS ?= direct,nginx,sidetrace-off,sidetrace,sidetrace-plugins,direct-h2c,sidetrace-h2c
+BENCH_SCENARIOS ?= direct,nginx,sidetrace-off,sidetrace,sidetrace-plugins,sidetrace-plugins-go,direct-h2c,sidetrace-h2c
 bench: build plugins
 	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { echo "installing nginx-light for the comparison row"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }; } || \
 	  echo "nginx is missing (apt-get install nginx-light): its row is skipped"
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
 	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) \
-	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json $(BENCH_FLAGS)
+	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json -plugins-go-env SIDETRACE_PLUGINS_FILE=bench/plugins-go.json $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./proxy/ ./propagators/ ./internal/sampling/ ./plugins/
 
 ## plugins: build every example WASM plugin, in every language, into bin/plugins.

@@ -22,6 +22,7 @@ type runConfig struct {
 	Sidetrace    string        // sidetrace binary for the sidetrace* scenarios
 	SidetraceEnv []string      // extra KEY=VALUE for every sidetrace scenario
 	PluginsEnv   []string      // extra KEY=VALUE for sidetrace-plugins
+	PluginsGoEnv []string      // extra KEY=VALUE for sidetrace-plugins-go
 	Nginx        string        // nginx binary
 	RequireNginx bool          // fail instead of skipping nginx when it is missing
 	Scenarios    []string      // in the order they run within a round
@@ -62,6 +63,7 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	fs.StringVar(&cfg.Sidetrace, "sidetrace", "", "sidetrace binary (required by the sidetrace* scenarios)")
 	fs.Func("sidetrace-env", "extra `KEY=VALUE` in the environment of every sidetrace scenario (repeatable)", appendEnv(&cfg.SidetraceEnv))
 	fs.Func("plugins-env", "extra `KEY=VALUE` for scenario sidetrace-plugins (repeatable), e.g. SIDETRACE_PLUGINS_FILE=bench/plugins.json", appendEnv(&cfg.PluginsEnv))
+	fs.Func("plugins-go-env", "extra `KEY=VALUE` for scenario sidetrace-plugins-go (repeatable), e.g. SIDETRACE_PLUGINS_FILE=bench/plugins-go.json", appendEnv(&cfg.PluginsGoEnv))
 	fs.StringVar(&cfg.Nginx, "nginx", "nginx", "nginx binary")
 	scenarios := fs.String("scenarios", "direct,nginx,sidetrace-off,sidetrace",
 		"comma-separated scenarios: "+strings.Join(scenarioNames(), ", "))

@@ -68,6 +68,16 @@ var scenarios = []scenario{
 		start: sidetraceWith("always_on", true),
 	},
 	{
+		name: "sidetrace-plugins-go", about: "sidetrace always_on with the plugins given by -plugins-go-env", baseline: "direct",
+		check: func(cfg runConfig) (string, error) {
+			if len(cfg.PluginsGoEnv) == 0 {
+				return "no -plugins-go-env given", nil
+			}
+			return checkSidetrace(cfg)
+		},
+		start: sidetraceWithPlugins("always_on", true, true),
+	},
+	{
 		name: "direct-h2c", about: "direct, HTTP/2 with prior knowledge", h2c: true, baseline: "direct-h2c",
 		start: func(_ context.Context, e *env) (*target, error) {
 			return &target{url: "http://" + e.upstream + "/"}, nil
@@ -109,6 +119,10 @@ func checkSidetrace(cfg runConfig) (string, error) {
 // sidetraceWith starts sidetrace configured through its environment, on the proxy CPUs with
 // GOMAXPROCS=1, and waits for its admin /readyz.
 func sidetraceWith(sampler string, plugins bool) func(context.Context, *env) (*target, error) {
+	return sidetraceWithPlugins(sampler, plugins, false)
+}
+
+func sidetraceWithPlugins(sampler string, plugins, goPlugins bool) func(context.Context, *env) (*target, error) {
 	return func(ctx context.Context, e *env) (*target, error) {
 		inbound, err := freeAddr()
 		if err != nil {
@@ -131,7 +145,9 @@ func sidetraceWith(sampler string, plugins bool) func(context.Context, *env) (*t
 			"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + e.receiver,
 		}
 		vars = append(vars, e.cfg.SidetraceEnv...)
-		if plugins {
+		if plugins && goPlugins {
+			vars = append(vars, e.cfg.PluginsGoEnv...)
+		} else if plugins {
 			vars = append(vars, e.cfg.PluginsEnv...)
 		}
 		c, err := startChild("sidetrace", e.pinned(e.cfg.ProxyCPUs, e.cfg.Sidetrace), vars, nil)
