@@ -7,6 +7,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +58,14 @@ type Telemetry struct {
 	TracesEndpoint      string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"OTLP/HTTP traces URL used as is, e.g. http://collector:4318/v1/traces; wins over OTEL_EXPORTER_OTLP_ENDPOINT"`
 	Headers             string `env:"OTEL_EXPORTER_OTLP_HEADERS" help:"headers sent with each export, key1=value1,key2=value2 (values percent-encoded)"`
 	TracesHeaders       string `env:"OTEL_EXPORTER_OTLP_TRACES_HEADERS" help:"like OTEL_EXPORTER_OTLP_HEADERS, for traces only; merged over it"`
+	Compression         string `env:"OTEL_EXPORTER_OTLP_COMPRESSION" help:"compression of the export requests: gzip or none (default none)"`
+	TracesCompression   string `env:"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" help:"like OTEL_EXPORTER_OTLP_COMPRESSION, for traces only; wins over it"`
+	Certificate         string `env:"OTEL_EXPORTER_OTLP_CERTIFICATE" help:"PEM file of the CA certificates that verify an https collector (default: the system's)"`
+	TracesCertificate   string `env:"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE" help:"like OTEL_EXPORTER_OTLP_CERTIFICATE, for traces only; wins over it"`
+	ClientCertificate   string `env:"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" help:"PEM file of the client certificate for mutual TLS with the collector (with OTEL_EXPORTER_OTLP_CLIENT_KEY)"`
+	TracesClientCert    string `env:"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE" help:"like OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, for traces only; wins over it"`
+	ClientKey           string `env:"OTEL_EXPORTER_OTLP_CLIENT_KEY" help:"PEM file of the client's private key for mutual TLS with the collector"`
+	TracesClientKey     string `env:"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY" help:"like OTEL_EXPORTER_OTLP_CLIENT_KEY, for traces only; wins over it"`
 	TimeoutMillis       int    `env:"OTEL_EXPORTER_OTLP_TIMEOUT" envDefault:"10000" help:"time allowed for one export, in milliseconds"`
 	QueueSize           int    `env:"OTEL_BSP_MAX_QUEUE_SIZE" envDefault:"2048" help:"finished spans waiting for export; when full, spans are dropped and counted (never blocks a request)"`
 	BatchSize           int    `env:"OTEL_BSP_MAX_EXPORT_BATCH_SIZE" envDefault:"512" help:"spans per export"`
@@ -271,6 +281,19 @@ func (c *Config) validate() error {
 	if _, err := p.Routes(); err != nil {
 		return varErr("SIDETRACE_EGRESS_ROUTES", err)
 	}
+	for _, v := range []struct{ name, val string }{
+		{"OTEL_EXPORTER_OTLP_COMPRESSION", c.Telemetry.Compression},
+		{"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", c.Telemetry.TracesCompression},
+	} {
+		switch v.val {
+		case "", "none", "gzip":
+		default:
+			return varErr(v.name, fmt.Errorf("%q is not gzip or none", v.val))
+		}
+	}
+	if _, err := c.Telemetry.ExportTLS(); err != nil {
+		return err
+	}
 	switch p.AccessLog {
 	case "on", "off":
 	default:
@@ -364,6 +387,62 @@ func (t Telemetry) TracesURL() string {
 		return strings.TrimSuffix(t.Endpoint, "/") + "/v1/traces"
 	}
 	return ""
+}
+
+// ExportGzip reports whether export requests are gzip-compressed (OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION).
+func (t Telemetry) ExportGzip() bool {
+	return firstSet(t.TracesCompression, t.Compression) == "gzip"
+}
+
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// ExportTLS builds the TLS configuration of an https collector from the certificate variables: nil when none
+// is set (the system's roots). Errors name the variable.
+func (t Telemetry) ExportTLS() (*tls.Config, error) {
+	caVar, ca := "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", t.TracesCertificate
+	if ca == "" {
+		caVar, ca = "OTEL_EXPORTER_OTLP_CERTIFICATE", t.Certificate
+	}
+	certVar, cert := "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", t.TracesClientCert
+	if cert == "" {
+		certVar, cert = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", t.ClientCertificate
+	}
+	keyVar, key := "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", t.TracesClientKey
+	if key == "" {
+		keyVar, key = "OTEL_EXPORTER_OTLP_CLIENT_KEY", t.ClientKey
+	}
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, varErr(caVar, err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, varErr(caVar, fmt.Errorf("%s holds no PEM certificate", ca))
+		}
+	}
+	switch {
+	case cert != "" && key != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, varErr(certVar, fmt.Errorf("with %s: %w", keyVar, err))
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	case cert != "":
+		return nil, varErr(keyVar, fmt.Errorf("required with %s", certVar))
+	case key != "":
+		return nil, varErr(certVar, fmt.Errorf("required with %s", keyVar))
+	}
+	return cfg, nil
 }
 
 // ExportHeaders merges OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -46,17 +45,20 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 	var exporter sdktrace.SpanExporter
 	var store *Store
 	if u := t.TracesURL(); u != "" {
-		exporter, err = otlptracehttp.New(ctx,
-			otlptracehttp.WithEndpointURL(u),
-			otlptracehttp.WithHeaders(t.ExportHeaders()),
-			otlptracehttp.WithTimeout(time.Duration(t.TimeoutMillis)*time.Millisecond),
-			// The processor's queue is the buffer: a retry loop would only hold the export goroutine while the
-			// queue fills. A failed batch is counted and the next one goes out on time.
-			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}),
-		)
+		tlsCfg, err := t.ExportTLS()
 		if err != nil {
-			return nil, fmt.Errorf("telemetry: OTLP exporter for %s: %w", u, err)
+			return nil, err
 		}
+		exporter = NewOTLPExporter(OTLPOptions{
+			URL:     u,
+			Headers: t.ExportHeaders(),
+			Timeout: time.Duration(t.TimeoutMillis) * time.Millisecond,
+			Gzip:    t.ExportGzip(),
+			TLS:     tlsCfg,
+			// No retries: the processor's queue is the buffer, and a retry loop would only hold the export
+			// goroutine while the queue fills. A failed batch is counted and the next one goes out on time.
+			UserAgent: "sidetrace/" + opts.Version,
+		})
 	} else {
 		store = NewStore(t.StoreTraces)
 		exporter = store
