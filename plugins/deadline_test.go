@@ -122,3 +122,32 @@ func TestDeadline_SleepCutAtTheDeadline(t *testing.T) {
 		t.Errorf("interrupted: slept %v; want 0", d)
 	}
 }
+
+// With no call in flight the watchdog sleeps (an idle sidecar has no timer waking it); a call wakes it, and
+// the deadline is enforced as before.
+func TestDeadline_WatchdogSleepsWhenIdle(t *testing.T) {
+	const timeout = 5 * time.Millisecond
+	h := load(t, Options{Timeout: timeout, PoolSize: 1}, faultySpec(modeLoop, FailOpen))
+	waitAsleep := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !h.watchAsleep.Load(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the watchdog did not go to sleep with no call in flight")
+			}
+		}
+	}
+	for range 2 {
+		waitAsleep()
+		var x Exchange
+		start := time.Now()
+		if err := h.OnRequest(context.Background(), &Request{Kind: trace.SpanKindServer, Method: "GET"}, &x); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > timeout+500*time.Millisecond {
+			t.Errorf("OnRequest took %v; want about %v", d, timeout)
+		}
+		if len(x.Errors) != 1 || !strings.Contains(x.Errors[0], "timeout after 5ms") {
+			t.Errorf("Errors: got %q; want a timeout", x.Errors)
+		}
+	}
+}

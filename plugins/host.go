@@ -96,7 +96,11 @@ type Host struct {
 
 	stopWatchdog context.CancelFunc
 	watchdogDone chan struct{}
-	closed       atomic.Bool
+	// The watchdog ticks only while a call may be running: with no call in flight it sleeps, watchAsleep
+	// set, until a call's start wakes it through watchKick. An idle sidecar then has no timer waking it.
+	watchAsleep atomic.Bool
+	watchKick   chan struct{}
+	closed      atomic.Bool
 }
 
 // plugin is one configured plugin across its generations (hot reloads).
@@ -228,7 +232,7 @@ func Load(ctx context.Context, specs []Spec, opts Options) (*Host, error) {
 	}
 	h.cur.Store(newChain(h, gens))
 	wctx, cancel := context.WithCancel(context.Background())
-	h.stopWatchdog, h.watchdogDone = cancel, make(chan struct{})
+	h.stopWatchdog, h.watchdogDone, h.watchKick = cancel, make(chan struct{}), make(chan struct{}, 1)
 	go h.watchdog(wctx)
 	return h, nil
 }
@@ -497,6 +501,7 @@ func (h *Host) watchdog(ctx context.Context) {
 		}
 		now := monotime()
 		late, stuck = late[:0], stuck[:0]
+		active := false
 		h.mu.Lock()
 		for in := range h.insts {
 			d := in.deadline.Load()
@@ -504,6 +509,8 @@ func (h *Host) watchdog(ctx context.Context) {
 				late = append(late, in)
 			} else if s := in.stoppedAt.Load(); d == -1 && s > 0 && now-s > backstop*int64(h.opts.Timeout) && in.stoppedAt.CompareAndSwap(s, -1) {
 				stuck = append(stuck, in)
+			} else if d > 0 || d == -1 && s > 0 {
+				active = true // a call in flight, or a stopped one still watched for the backstop
 			}
 		}
 		h.mu.Unlock()
@@ -525,6 +532,44 @@ func (h *Host) watchdog(ctx context.Context) {
 			// The backstop; see RATIONALE.md for what it can and cannot do.
 			h.log.Warn("plugin instance still running after its stop flag was set; closing it", "plugin", in.g.p.spec.Name, "timeouts", backstop)
 			_ = in.mod.CloseWithExitCode(context.Background(), exitTimeout)
+		}
+		if active || len(late) > 0 {
+			continue
+		}
+		// Nothing to watch: sleep until a call starts. Asleep is published before the last look, so a call
+		// starting meanwhile either is seen here or sees asleep and kicks.
+		t.Stop()
+		h.watchAsleep.Store(true)
+		if h.anyCallInFlight() {
+			h.watchAsleep.Store(false)
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.watchKick:
+			}
+		}
+		t.Reset(tick)
+	}
+}
+
+func (h *Host) anyCallInFlight() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for in := range h.insts {
+		if d := in.deadline.Load(); d > 0 || d == -1 && in.stoppedAt.Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wakeWatchdog is called after a call's deadline is set.
+func (h *Host) wakeWatchdog() {
+	if h.watchAsleep.Load() && h.watchAsleep.CompareAndSwap(true, false) {
+		select {
+		case h.watchKick <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -421,6 +421,7 @@ func (in *instance) callTimeout(fn api.Function, stack []uint64, timeout time.Du
 	}
 	d := monotime() + int64(timeout)
 	in.deadline.Store(d)
+	in.g.h.wakeWatchdog()
 	err := fn.CallWithStack(in.ctx, stack)
 	if !in.deadline.CompareAndSwap(d, 0) {
 		return 0, &callError{kind: failTimeout, msg: "timeout after " + timeout.String()}

@@ -195,3 +195,18 @@ func TestShutdown_DrainsInFlightAndFlushes(t *testing.T) {
 		t.Error("the inbound listener still accepts after shutdown")
 	}
 }
+
+// SIDETRACE_ADMIN_PPROF serves Go's profiler on the admin server; it is off by default.
+func TestAdmin_Pprof_OptIn(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {})
+	c := client(t)
+	off := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "SIDETRACE_ACCESS_LOG=off")
+	if res, _ := get(t, c, off.URL("admin")+"/debug/pprof/", nil); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof without SIDETRACE_ADMIN_PPROF: got %d; want 404", res.StatusCode)
+	}
+	on := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "SIDETRACE_ACCESS_LOG=off", "SIDETRACE_ADMIN_PPROF=true")
+	res, body := get(t, c, on.URL("admin")+"/debug/pprof/heap?debug=1", nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Fatalf("heap profile: got %d %.80q", res.StatusCode, body)
+	}
+}

@@ -36,10 +36,15 @@ type h1Client struct {
 	idleTimeout   time.Duration
 	headerTimeout time.Duration
 
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn // by host:port, most recently used last
-	closed bool
+	mu        sync.Mutex
+	idle      map[string][]*h1Conn // by host:port, most recently used last
+	lastSweep time.Time
+	closed    bool
 }
+
+// sweepEvery is how often release looks for idle connections past their timeout under every host, so
+// that an egress proxy talking to many hosts does not keep connections to hosts it no longer calls.
+const sweepEvery = 10 * time.Second
 
 type h1Conn struct {
 	c      net.Conn
@@ -290,17 +295,51 @@ func (b *h1Body) Close() error {
 
 func (c *h1Client) release(pc *h1Conn, reuse bool) {
 	if reuse {
-		pc.idleAt = time.Now()
+		now := time.Now()
+		pc.idleAt = now
 		pc.reused = true
 		c.mu.Lock()
+		var expired []*h1Conn
+		if c.idleTimeout > 0 && now.Sub(c.lastSweep) > sweepEvery {
+			expired = c.sweepLocked(now)
+		}
 		if !c.closed && len(c.idle[pc.addr]) < c.maxIdle {
 			c.idle[pc.addr] = append(c.idle[pc.addr], pc)
-			c.mu.Unlock()
-			return
+			pc = nil
 		}
 		c.mu.Unlock()
+		for _, e := range expired {
+			e.c.Close()
+		}
+		if pc == nil {
+			return
+		}
 	}
 	pc.c.Close()
+}
+
+// sweepLocked removes the idle connections past the idle timeout, and hosts left with none; the caller
+// closes them outside the lock.
+func (c *h1Client) sweepLocked(now time.Time) []*h1Conn {
+	c.lastSweep = now
+	var expired []*h1Conn
+	for addr, list := range c.idle {
+		keep := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.idleAt) > c.idleTimeout {
+				expired = append(expired, pc)
+			} else {
+				keep = append(keep, pc)
+			}
+		}
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(c.idle, addr)
+		} else {
+			c.idle[addr] = keep
+		}
+	}
+	return expired
 }
 
 // get returns the most recently used idle connection to addr that has not timed out, or a new one. With
@@ -315,7 +354,11 @@ func (c *h1Client) get(ctx context.Context, addr string, check bool) (*h1Conn, e
 		}
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
-		c.idle[addr] = list[:len(list)-1]
+		if len(list) == 1 {
+			delete(c.idle, addr)
+		} else {
+			c.idle[addr] = list[:len(list)-1]
+		}
 		if c.idleTimeout > 0 && now.Sub(pc.idleAt) > c.idleTimeout {
 			pc.c.Close()
 			continue

@@ -295,3 +295,37 @@ func TestH1Client_Eligible(t *testing.T) {
 		}
 	}
 }
+
+// An egress proxy calling many hosts: idle connections to hosts no longer called are closed by the sweep.
+func TestH1Client_SweepClosesExpiredIdleConnections(t *testing.T) {
+	var closedB atomic.Int64
+	a, _ := countingServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	b := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closedB.Add(1)
+		}
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	d := &net.Dialer{Timeout: time.Second}
+	c := newH1Client(d.DialContext, 8, 50*time.Millisecond, time.Second)
+	t.Cleanup(func() { c.closeIdle(true) })
+	doH1(t, c, httptest.NewRequest("GET", b.URL+"/", nil))
+	time.Sleep(100 * time.Millisecond)
+	c.mu.Lock()
+	c.lastSweep = time.Time{} // as if sweepEvery had passed
+	c.mu.Unlock()
+	doH1(t, c, httptest.NewRequest("GET", a.URL+"/", nil))
+	c.mu.Lock()
+	hosts := len(c.idle)
+	c.mu.Unlock()
+	if hosts != 1 {
+		t.Fatalf("idle connections kept for %d hosts, want 1 (the expired host's removed)", hosts)
+	}
+	for deadline := time.Now().Add(2 * time.Second); closedB.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired idle connection to B was not closed")
+		}
+	}
+}
