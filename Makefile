@@ -71,9 +71,9 @@ bench: build plugins
 	  { echo "installing nginx-light for the comparison row"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }; } || \
 	  echo "nginx is missing (apt-get install nginx-light): its row is skipped"
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
-	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) \
+	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m \
 	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json -plugins-go-env SIDETRACE_PLUGINS_FILE=bench/plugins-go.json $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./proxy/ ./propagators/ ./internal/sampling/ ./plugins/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms ./proxy/ ./propagators/ ./internal/sampling/ ./internal/telemetry/ ./plugins/
 
 ## plugins: build every example WASM plugin, in every language, into bin/plugins.
 plugins: tools

@@ -369,3 +369,43 @@ func BenchmarkOTLPEncode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 }
+
+// BenchmarkOTLPExport posts a batch of 512 server spans to a loopback collector that discards them, with this
+// exporter and, as the baseline, the SDK's otlptracehttp.
+func BenchmarkOTLPExport(b *testing.B) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	for range 512 {
+		_, s := tp.Tracer("github.com/sidetrace/sidetrace").Start(context.Background(), "GET", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.path", "/users/42"),
+				attribute.String("url.scheme", "http"), attribute.String("server.address", "127.0.0.1"), attribute.Int("server.port", 15006),
+				attribute.String("client.address", "127.0.0.1"), attribute.String("network.protocol.version", "1.1"),
+				attribute.Int("http.response.status_code", 200), attribute.String("sidetrace.outcome", "completed")))
+		s.End()
+	}
+	spans := rec.Ended()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer srv.Close()
+	ctx := context.Background()
+	sdkExp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(srv.URL+"/v1/traces"), otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sdkExp.Shutdown(ctx)
+	ours := NewOTLPExporter(OTLPOptions{URL: srv.URL + "/v1/traces", Timeout: 5 * time.Second})
+	defer ours.Shutdown(ctx)
+	for _, e := range []struct {
+		name string
+		exp  sdktrace.SpanExporter
+	}{{"otlptracehttp", sdkExp}, {"sidetrace", ours}} {
+		b.Run(e.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.exp.ExportSpans(ctx, spans); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
+		})
+	}
+}
