@@ -69,6 +69,10 @@ Usage: sidetrace          run the proxy, configured by the environment variables
 	tw.Flush()
 	fmt.Fprint(w, `
 A bad value exits at start-up with one line naming the variable. Admin endpoints: /healthz, /readyz, /metrics,
-/debug/traces (?service=, ?min_duration=, ?error=true, ?limit=) and /debug/traces/{traceId}.
+/debug/traces (?service=, ?min_duration=, ?error=true, ?limit=), /debug/traces/{traceId} and, with
+SIDETRACE_ADMIN_PPROF=true, /debug/pprof/.
+
+Go runtime: GOMAXPROCS, GOGC and GOMEMLIMIT are honoured. Unset, GOGC is 25 while plugins compile, then 150
+while the live heap is under 32 MiB (100 above); unset, GOMEMLIMIT is 90% of the cgroup v2 memory limit, if any.
 `)
 }

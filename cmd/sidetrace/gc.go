@@ -13,14 +13,16 @@ import (
 //
 // A sidecar's live heap is small (a few MB without plugins) and each proxied request allocates a few KB of
 // short-lived objects, so with GOGC=100 a collection runs every few hundred requests. After start-up, GOGC is
-// 200 while the live heap is under smallHeap: measured with `make bench`, that takes a sixth off the CPU per
-// request under saturation for 5 MB more peak RSS; 400 bought little more CPU and cost 15 MB. With plugins
-// whose linear memories make the live heap large, it stays 100. During start-up GOGC is lowered instead, so
-// that the garbage of compiling WebAssembly plugins is collected early and does not set the peak RSS. GOMEMLIMIT defaults to 90% of the cgroup's memory.max when
-// one is set, so that the collector works harder before the container is killed rather than after.
+// 150 while the live heap is under smallHeap. Measured with `make bench` (sidetrace with tracing and the three
+// Rust example plugins, saturated, then 1000 and 5000 requests/s): 100 gave 35 MB peak RSS, 150 gave 36 MB and
+// about 5% less CPU per request, 200 another 5% less but 39 to 40.4 MB, at the 40 MB budget; 400 cost 15 MB
+// more. With plugins whose linear memories make the live heap large, it stays 100. During start-up GOGC is
+// lowered instead, so that the garbage of compiling WebAssembly plugins is collected early and does not set
+// the peak RSS. GOMEMLIMIT defaults to 90% of the cgroup's memory.max when one is set, so that the collector
+// works harder before the container is killed rather than after.
 const (
 	smallHeap   = 32 << 20
-	servingGOGC = 200
+	servingGOGC = 150
 	startupGOGC = 25
 )
 
