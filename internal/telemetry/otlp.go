@@ -488,40 +488,15 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 	case attribute.BYTESLICE:
 		b = appendBytes(b, fAnyBytes, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		var a int
-		b, a = begin(b, fAnyArray)
-		for _, x := range v.AsBoolSlice() {
-			b = appendAnyValue(b, fArrayValues, attribute.BoolValue(x))
-		}
-		b = end(b, a)
+		b = appendArray(b, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		var a int
-		b, a = begin(b, fAnyArray)
-		for _, x := range v.AsInt64Slice() {
-			b = appendAnyValue(b, fArrayValues, attribute.Int64Value(x))
-		}
-		b = end(b, a)
+		b = appendArray(b, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		var a int
-		b, a = begin(b, fAnyArray)
-		for _, x := range v.AsFloat64Slice() {
-			b = appendAnyValue(b, fArrayValues, attribute.Float64Value(x))
-		}
-		b = end(b, a)
+		b = appendArray(b, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		var a int
-		b, a = begin(b, fAnyArray)
-		for _, x := range v.AsStringSlice() {
-			b = appendAnyValue(b, fArrayValues, attribute.StringValue(x))
-		}
-		b = end(b, a)
+		b = appendArray(b, v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		var a int
-		b, a = begin(b, fAnyArray)
-		for _, x := range v.AsSlice() {
-			b = appendAnyValue(b, fArrayValues, x)
-		}
-		b = end(b, a)
+		b = appendArray(b, v.AsSlice(), func(x attribute.Value) attribute.Value { return x })
 	case attribute.MAP:
 		var a int
 		b, a = begin(b, fAnyKVList)
@@ -535,4 +510,13 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 		b = protowire.AppendString(b, "INVALID")
 	}
 	return end(b, start)
+}
+
+// appendArray encodes xs as the ArrayValue field of an AnyValue.
+func appendArray[T any](b []byte, xs []T, value func(T) attribute.Value) []byte {
+	b, a := begin(b, fAnyArray)
+	for _, x := range xs {
+		b = appendAnyValue(b, fArrayValues, value(x))
+	}
+	return end(b, a)
 }

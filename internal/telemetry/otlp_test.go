@@ -348,19 +348,7 @@ func TestOTLPEncoding_LengthBoundaries(t *testing.T) {
 }
 
 func BenchmarkOTLPEncode(b *testing.B) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	for range 512 {
-		_, s := tp.Tracer("github.com/sidetrace/sidetrace").Start(context.Background(), "GET", trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.path", "/users/42"),
-				attribute.String("url.scheme", "http"), attribute.String("server.address", "127.0.0.1"), attribute.Int("server.port", 15006),
-				attribute.String("client.address", "127.0.0.1"), attribute.String("network.protocol.version", "1.1"),
-				attribute.String("user_agent.original", "bench/1"), attribute.Int("http.response.status_code", 200),
-				attribute.Int("http.response.body.size", 1024), attribute.String("sidetrace.outcome", "completed"),
-				attribute.String("sidetrace.correlation_id", "55abaea2-ae1d-42bc-87e6-9da33450f0af")))
-		s.End()
-	}
-	spans := rec.Ended()
+	spans := serverSpans(512)
 	var buf []byte
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -373,17 +361,7 @@ func BenchmarkOTLPEncode(b *testing.B) {
 // BenchmarkOTLPExport posts a batch of 512 server spans to a loopback collector that discards them, with this
 // exporter and, as the baseline, the SDK's otlptracehttp.
 func BenchmarkOTLPExport(b *testing.B) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	for range 512 {
-		_, s := tp.Tracer("github.com/sidetrace/sidetrace").Start(context.Background(), "GET", trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.path", "/users/42"),
-				attribute.String("url.scheme", "http"), attribute.String("server.address", "127.0.0.1"), attribute.Int("server.port", 15006),
-				attribute.String("client.address", "127.0.0.1"), attribute.String("network.protocol.version", "1.1"),
-				attribute.Int("http.response.status_code", 200), attribute.String("sidetrace.outcome", "completed")))
-		s.End()
-	}
-	spans := rec.Ended()
+	spans := serverSpans(512)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
 	defer srv.Close()
 	ctx := context.Background()
@@ -408,4 +386,21 @@ func BenchmarkOTLPExport(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 		})
 	}
+}
+
+// serverSpans makes n ended SERVER spans with the attributes of a proxied request.
+func serverSpans(n int) []sdktrace.ReadOnlySpan {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	for range n {
+		_, s := tp.Tracer("github.com/sidetrace/sidetrace").Start(context.Background(), "GET", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.path", "/users/42"),
+				attribute.String("url.scheme", "http"), attribute.String("server.address", "127.0.0.1"), attribute.Int("server.port", 15006),
+				attribute.String("client.address", "127.0.0.1"), attribute.String("network.protocol.version", "1.1"),
+				attribute.String("user_agent.original", "bench/1"), attribute.Int("http.response.status_code", 200),
+				attribute.Int("http.response.body.size", 1024), attribute.String("sidetrace.outcome", "completed"),
+				attribute.String("sidetrace.correlation_id", "55abaea2-ae1d-42bc-87e6-9da33450f0af")))
+		s.End()
+	}
+	return rec.Ended()
 }
