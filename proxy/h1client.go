@@ -294,7 +294,9 @@ func (b *h1Body) Close() error {
 }
 
 func (c *h1Client) release(pc *h1Conn, reuse bool) {
-	if reuse {
+	// Bytes already read past the end of the response are not the answer to any request we sent: a
+	// connection with them cannot be reused (http.Transport calls it an unsolicited response).
+	if reuse && pc.br.Buffered() == 0 {
 		now := time.Now()
 		pc.idleAt = now
 		pc.reused = true

@@ -329,3 +329,28 @@ func TestH1Client_SweepClosesExpiredIdleConnections(t *testing.T) {
 		}
 	}
 }
+
+// An upstream that sends more than its Content-Length: the stray bytes must not be read as the next
+// request's response.
+func TestH1Client_StrayBytesAfterResponse_ConnectionNotReused(t *testing.T) {
+	var conns atomic.Int64
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for n := 0; ; n++ {
+			if readRequest(t, br) == nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr%dHTTP/1.1 404 Stray\r\nContent-Length: 0\r\n\r\n", n)
+		}
+	})
+	c := newTestH1Client(t, time.Second)
+	for i := 0; i < 3; i++ {
+		res, body := doH1(t, c, httptest.NewRequest("GET", "http://"+addr+"/", nil))
+		if res.StatusCode != 200 || body != "r0" {
+			t.Fatalf("request %d: %d %q; want 200 \"r0\" on a fresh connection", i, res.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}
