@@ -99,6 +99,23 @@ var errShort = errors.New("truncated")
 
 func (d *decoder) done() bool { return d.err != nil || d.off >= len(d.b) }
 
+// reportedFailure reads the message of an OpFail: the plugin reporting its own failure.
+func (d *decoder) reportedFailure() error {
+	msg := d.str()
+	if d.err != nil {
+		return nil // result reports the decode error
+	}
+	return &callError{kind: failReported, msg: "plugin failed: " + msg}
+}
+
+// result is a hook's decode outcome: err from the ops, else the decoder's own error as a malformed result.
+func (d *decoder) result(err error) error {
+	if err == nil && d.err != nil {
+		return malformed(d.err.Error())
+	}
+	return err
+}
+
 func (d *decoder) need(n int) bool {
 	if d.err != nil {
 		return false

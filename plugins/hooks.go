@@ -17,23 +17,11 @@ func (h *Host) OnRequest(ctx context.Context, r *Request, x *Exchange) error {
 	if h == nil {
 		return nil
 	}
-	if x.chain == nil {
-		if x.chain = h.pin(); x.chain == nil {
-			return nil
-		}
+	if !x.pin(h) {
+		return nil
 	}
 	x.kind, x.trace = r.Kind, r.TraceID
-	for _, g := range x.chain.gens {
-		if g.hooks&abi.HookRequest == 0 {
-			continue
-		}
-		if err := g.onRequest(ctx, r, x); err != nil {
-			if err := x.fail(g, err); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return x.run(abi.HookRequest, func(g *generation) error { return g.onRequest(ctx, r, x) })
 }
 
 // OnResponse runs every plugin's response hook in chain order, on the
@@ -43,17 +31,29 @@ func (h *Host) OnResponse(ctx context.Context, r *Response, x *Exchange) error {
 	if h == nil {
 		return nil
 	}
-	if x.chain == nil {
-		if x.chain = h.pin(); x.chain == nil {
-			return nil
-		}
+	if !x.pin(h) {
+		return nil
 	}
 	defer x.release()
+	return x.run(abi.HookResponse, func(g *generation) error { return g.onResponse(ctx, r, x) })
+}
+
+// pin pins h's current chain for the exchange, unless OnRequest already did; false means no plugins.
+func (x *Exchange) pin(h *Host) bool {
+	if x.chain == nil {
+		x.chain = h.pin()
+	}
+	return x.chain != nil
+}
+
+// run calls hook on each generation of the pinned chain that implements the hook, in chain order; it
+// stops at the first fail-closed failure, whose error it returns.
+func (x *Exchange) run(hook uint32, call func(g *generation) error) error {
 	for _, g := range x.chain.gens {
-		if g.hooks&abi.HookResponse == 0 {
+		if g.hooks&hook == 0 {
 			continue
 		}
-		if err := g.onResponse(ctx, r, x); err != nil {
+		if err := call(g); err != nil {
 			if err := x.fail(g, err); err != nil {
 				return err
 			}
@@ -138,17 +138,12 @@ func applyRequest(out []byte, x *Exchange, keys *keyCache) error {
 				x.Decision = Decision(v)
 			}
 		case abi.OpFail:
-			msg := d.str()
-			if d.err == nil {
-				err = &callError{kind: failReported, msg: "plugin failed: " + msg}
-			}
+			err = d.reportedFailure()
 		default:
 			err = malformed(fmt.Sprintf("op %#x not allowed in the request hook", op))
 		}
 	}
-	if err == nil && d.err != nil {
-		err = malformed(d.err.Error())
-	}
+	err = d.result(err)
 	if err != nil { // a failed call edits nothing
 		clear(x.Attributes[n:])
 		x.Attributes, x.Tenant, x.Decision = x.Attributes[:n], tenant, decision
@@ -197,17 +192,12 @@ func applyResponse(out []byte, x *Exchange, keys *keyCache) error {
 		case abi.OpKeep:
 			x.Keep = true
 		case abi.OpFail:
-			msg := d.str()
-			if d.err == nil {
-				err = &callError{kind: failReported, msg: "plugin failed: " + msg}
-			}
+			err = d.reportedFailure()
 		default:
 			err = malformed(fmt.Sprintf("op %#x not allowed in the response hook", op))
 		}
 	}
-	if err == nil && d.err != nil {
-		err = malformed(d.err.Error())
-	}
+	err = d.result(err)
 	if err != nil {
 		clear(x.Attributes[n:])
 		x.Attributes, x.MarkError, x.ErrorDesc, x.Keep = x.Attributes[:n], markErr, desc, keep

@@ -248,17 +248,12 @@ func applySpan(out []byte, st *spanState, keys *keyCache) error {
 				ev.Attributes = deleteAttr(ev.Attributes, k)
 			}
 		case abi.OpFail:
-			msg := d.str()
-			if d.err == nil {
-				err = &callError{kind: failReported, msg: "plugin failed: " + msg}
-			}
+			err = d.reportedFailure()
 		default:
 			err = malformed(fmt.Sprintf("op %#x not allowed in the span-end hook", op))
 		}
 	}
-	if err == nil && d.err != nil {
-		err = malformed(d.err.Error())
-	}
+	err = d.result(err)
 	if err != nil {
 		return err
 	}
