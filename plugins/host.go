@@ -509,8 +509,8 @@ func (h *Host) watchdog(ctx context.Context) {
 				late = append(late, in)
 			} else if s := in.stoppedAt.Load(); d == -1 && s > 0 && now-s > backstop*int64(h.opts.Timeout) && in.stoppedAt.CompareAndSwap(s, -1) {
 				stuck = append(stuck, in)
-			} else if d > 0 || d == -1 && s > 0 {
-				active = true // a call in flight, or a stopped one still watched for the backstop
+			} else if in.watched() {
+				active = true
 			}
 		}
 		h.mu.Unlock()
@@ -557,11 +557,18 @@ func (h *Host) anyCallInFlight() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for in := range h.insts {
-		if d := in.deadline.Load(); d > 0 || d == -1 && in.stoppedAt.Load() > 0 {
+		if in.watched() {
 			return true
 		}
 	}
 	return false
+}
+
+// watched reports whether the watchdog must keep ticking for in: a call in flight, or a stopped one still
+// watched for the backstop.
+func (in *instance) watched() bool {
+	d := in.deadline.Load()
+	return d > 0 || d == -1 && in.stoppedAt.Load() > 0
 }
 
 // wakeWatchdog is called after a call's deadline is set.
