@@ -26,6 +26,7 @@ import (
 	"github.com/sidetrace/sidetrace/internal/sampling"
 	"github.com/sidetrace/sidetrace/plugins"
 	"github.com/sidetrace/sidetrace/propagators"
+	"github.com/sidetrace/sidetrace/proxy/internal/h1server"
 )
 
 // Options configures a Proxy.
@@ -128,24 +129,45 @@ type ServerOptions struct {
 	Logger            *slog.Logger
 }
 
-// NewServer returns an http.Server for a hop handler serving HTTP/1.1 and cleartext HTTP/2 with prior
-// knowledge on the same port. The h2c Upgrade mechanism is not offered: RFC 9113 §3.1 deprecates it, and an
-// "Upgrade: h2c" request is served as HTTP/1.1.
-func NewServer(h http.Handler, opts ServerOptions) *http.Server {
+// Server serves one hop's listener: HTTP/1.1 and cleartext HTTP/2 with prior knowledge on the same port.
+type Server struct{ s h1server.Server }
+
+// NewServer returns a Server for a hop handler. The common HTTP/1.1 request (origin form, no body or one of
+// known length, no Upgrade or Expect) is parsed and answered by sidetrace's own HTTP/1.1 server
+// (proxy/internal/h1server), which costs a fraction of net/http's per request; every other connection (h2c,
+// WebSocket and other upgrades, chunked request bodies, absolute-form targets of the egress forward proxy,
+// anything malformed) is handed with its bytes to a net/http Server. The h2c Upgrade mechanism is not
+// offered: RFC 9113 §3.1 deprecates it, and an "Upgrade: h2c" request is served as HTTP/1.1.
+func NewServer(h http.Handler, opts ServerOptions) *Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
+	fallback := &http.Server{
 		Handler:           h,
 		Protocols:         &protos,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 	}
 	if opts.Logger != nil {
-		srv.ErrorLog = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)
+		fallback.ErrorLog = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)
 	}
-	return srv
+	return &Server{s: h1server.Server{
+		Handler:           h,
+		Fallback:          fallback,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		Logger:            opts.Logger,
+	}}
 }
+
+// Serve accepts connections on ln until Shutdown or Close; it returns http.ErrServerClosed then.
+func (s *Server) Serve(ln net.Listener) error { return s.s.Serve(ln) }
+
+// Shutdown stops accepting, closes idle connections and waits for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.s.Shutdown(ctx) }
+
+// Close closes the listeners and every connection.
+func (s *Server) Close() error { return s.s.Close() }
 
 func (p *Proxy) decisionContext(ctx context.Context, x *plugins.Exchange) context.Context {
 	if x.Decision == plugins.NoOpinion {

@@ -51,8 +51,15 @@ type Sidecar struct {
 
 type listener struct {
 	name string
-	srv  *http.Server
+	srv  server
 	ln   net.Listener
+}
+
+// server is what a listener's server does: proxy.Server for the hops, http.Server for the admin listener.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // Options are what the environment does not configure: where logs go.
@@ -191,7 +198,7 @@ func exportTarget(t config.Telemetry) string {
 	return "embedded store (/debug/traces)"
 }
 
-func (s *Sidecar) listen(name, envVar, addr string, srv *http.Server) error {
+func (s *Sidecar) listen(name, envVar, addr string, srv server) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return &config.Error{Var: envVar, Err: err}

@@ -1,0 +1,346 @@
+package h1server
+
+import (
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// smallBody is how much of a body of undeclared length is held back: when the handler ends within it, the
+// response gets a Content-Length instead of chunks (net/http holds 2 KiB back for the same reason).
+const smallBody = 2 << 10
+
+// response is the http.ResponseWriter of the fast path, reused per connection. It writes what net/http's
+// writer would: the same framing decisions, a Date, a sniffed Content-Type when none was set, Connection:
+// close when the connection ends after it, and trailers (declared in Trailer or prefixed with
+// http.TrailerPrefix) after a chunked body.
+type response struct {
+	c           *conn
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHead   bool
+	cl          int64 // the declared Content-Length, -1 when none
+	written     int64
+	chunked     bool
+	isHead      bool
+	done        bool
+	closeAfter  bool
+	held        []byte   // body held back before the head is written (see smallBody)
+	trailers    []string // declared trailer keys
+	hasTrailers bool     // declared or prefixed trailers at WriteHeader
+	err         error
+}
+
+func (w *response) reset(c *conn, req *http.Request) {
+	if w.header == nil {
+		w.header = make(http.Header, 16)
+		w.held = make([]byte, 0, smallBody)
+	}
+	clear(w.header)
+	*w = response{c: c, req: req, header: w.header, held: w.held[:0], trailers: w.trailers[:0], cl: -1,
+		isHead: req.Method == http.MethodHead}
+}
+
+// Header returns the header map sent with WriteHeader.
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sends an informational status (1xx but 101) at once; a final one is recorded and sent with the
+// first body bytes, a Flush, or the end of the handler.
+func (w *response) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if w.status != 0 {
+		return // superfluous, as net/http ignores it
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		if w.err != nil {
+			return
+		}
+		bw := w.c.bw
+		writeStatusLine(bw, code)
+		for k, vs := range w.header {
+			writeField(bw, k, vs)
+		}
+		bw.WriteString("\r\n")
+		w.setErr(bw.Flush())
+		return
+	}
+	w.status = code
+	// What is a trailer is decided now, as net/http decides it on its copy of the header made here: declared
+	// ones (Trailer) are left out of the head, prefixed ones set later are dropped unless the body is chunked.
+	for _, v := range w.header["Trailer"] {
+		for v != "" {
+			var k string
+			k, v, _ = strings.Cut(v, ",")
+			k = textproto.CanonicalMIMEHeaderKey(strings.Trim(k, " \t"))
+			switch k {
+			case "", "Transfer-Encoding", "Trailer", "Content-Length":
+			default:
+				w.trailers = append(w.trailers, k)
+			}
+		}
+	}
+	w.hasTrailers = len(w.trailers) > 0
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.hasTrailers = true
+			break
+		}
+	}
+	if v := w.header["Content-Length"]; len(v) > 0 {
+		if n, ok := parseContentLength(strings.TrimSpace(v[0])); ok {
+			w.cl = n
+		} else {
+			delete(w.header, "Content-Length") // as net/http, which logs it
+		}
+	}
+}
+
+func (w *response) bodyAllowed() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified && w.status >= 200
+}
+
+// Write sends body bytes.
+func (w *response) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.cl >= 0 && w.written > w.cl {
+		return 0, http.ErrContentLength
+	}
+	if !w.wroteHead {
+		if w.cl < 0 && len(w.held)+len(p) <= smallBody {
+			w.held = append(w.held, p...)
+			return len(p), nil
+		}
+		w.writeHead(p)
+	}
+	if w.isHead {
+		return len(p), nil
+	}
+	w.writeBody(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// WriteString avoids a copy for io.WriteString.
+func (w *response) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+// Flush sends the head and what is buffered.
+func (w *response) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush with its error, for http.ResponseController.
+func (w *response) FlushError() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.wroteHead {
+		w.writeHead(nil)
+	}
+	w.setErr(w.c.bw.Flush())
+	return w.err
+}
+
+// finish ends the response after the handler.
+func (w *response) finish() {
+	w.done = true
+	if w.err != nil {
+		return
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.wroteHead {
+		w.writeHead(nil)
+	}
+	bw := w.c.bw
+	if w.chunked {
+		bw.WriteString("0\r\n")
+		for _, k := range w.trailers {
+			if vs := w.header[k]; len(vs) > 0 {
+				writeField(bw, k, vs)
+			}
+		}
+		for k, vs := range w.header {
+			if strings.HasPrefix(k, http.TrailerPrefix) {
+				writeField(bw, k[len(http.TrailerPrefix):], vs)
+			}
+		}
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && w.written != w.cl && !w.isHead && w.bodyAllowed() {
+		w.closeAfter = true // the body is short of its Content-Length: the client must see the end
+	}
+	w.setErr(bw.Flush())
+}
+
+// writeHead writes the status line and fields, choosing the framing; first is the body's first bytes when
+// known (for sniffing a Content-Type), held bytes go out after the head.
+func (w *response) writeHead(first []byte) {
+	w.wroteHead = true
+	h := w.header
+	bw := w.c.bw
+	held := w.held
+	if len(held) > 0 {
+		first = held
+	}
+	if w.c.s.closing.Load() {
+		w.closeAfter = true
+	}
+
+	hasTrailers := w.hasTrailers
+	writeStatusLine(bw, w.status)
+	allowed := w.bodyAllowed()
+	delete(h, "Transfer-Encoding") // the framing is decided here
+	switch {
+	case w.cl >= 0:
+	case !allowed:
+	case w.done && !hasTrailers && (!w.isHead || len(held) > 0):
+		w.cl = int64(len(held))
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.Itoa(len(held)))
+		bw.WriteString("\r\n")
+	case w.isHead:
+	default:
+		w.chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(w.c.s.httpDate())
+		bw.WriteString("\r\n")
+	}
+	if _, ok := h["Content-Type"]; !ok && allowed && len(first) > 0 {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(first))
+		bw.WriteString("\r\n")
+	}
+	if w.closeAfter && !hasToken(strings.Join(h["Connection"], ","), "close") {
+		bw.WriteString("Connection: close\r\n")
+	}
+	for k, vs := range h {
+		if !strings.HasPrefix(k, http.TrailerPrefix) && !w.isTrailer(k) {
+			writeField(bw, k, vs)
+		}
+	}
+	bw.WriteString("\r\n")
+	if len(held) > 0 && !w.isHead {
+		w.writeBody(held)
+	}
+	w.held = held[:0]
+}
+
+func (w *response) isTrailer(k string) bool {
+	for _, t := range w.trailers {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *response) writeBody(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	bw := w.c.bw
+	if w.chunked {
+		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, err := bw.WriteString("\r\n")
+		w.setErr(err)
+		return
+	}
+	_, err := bw.Write(p)
+	w.setErr(err)
+}
+
+// setErr records a write error: the request's context is cancelled (the client is gone, as net/http
+// decides) and the connection ends after the handler.
+func (w *response) setErr(err error) {
+	if err == nil || w.err != nil {
+		return
+	}
+	w.err = err
+	w.closeAfter = true
+	w.c.wmu.Lock()
+	if w.c.reqCancel != nil {
+		w.c.reqCancel()
+	}
+	w.c.wmu.Unlock()
+}
+
+type stringWriter interface {
+	WriteString(string) (int, error)
+}
+
+var statusLines [600]string
+
+func init() {
+	for code := 100; code < len(statusLines); code++ {
+		if text := http.StatusText(code); text != "" {
+			statusLines[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+		}
+	}
+}
+
+func writeStatusLine(bw stringWriter, code int) {
+	if code < len(statusLines) && statusLines[code] != "" {
+		bw.WriteString(statusLines[code])
+		return
+	}
+	bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " status code " + strconv.Itoa(code) + "\r\n")
+}
+
+// writeField writes one field line per value, dropping what net/http drops (an invalid name) and turning
+// CR and LF in values into spaces, as net/http does, so a handler cannot split the response.
+func writeField(bw stringWriter, k string, vs []string) {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return
+	}
+	for _, v := range vs {
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(strings.TrimSpace(v))
+		bw.WriteString("\r\n")
+	}
+}
+
+// httpDate returns the Date field's value, formatted once a second.
+func (s *Server) httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := s.date.Load(); d != nil && d.sec == sec {
+		return d.val
+	}
+	d := &cachedDate{sec: sec, val: now.UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.val
+}
+
+type cachedDate struct {
+	sec int64
+	val string
+}
