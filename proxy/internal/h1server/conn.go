@@ -50,21 +50,20 @@ type conn struct {
 
 	// The watch: a read started when a handler runs longer than WatchAfter, to notice the client leaving.
 	wmu           sync.Mutex
-	wstate        int // 0 off, 1 timer armed, 2 reading
-	wtimer        *time.Timer
+	wstate        int    // 0 off, 1 armed, 2 reading
+	armedTick     uint64 // the scanner's tick when armed
 	wdone         chan struct{}
 	wbyte         [1]byte
-	whas          bool // wbyte holds the first byte of a pipelined request
-	lingerOnClose bool // request bytes are left unread: half-close and drain before closing
-	wgone         bool // the read saw the client leave
+	whas          bool      // wbyte holds the first byte of a pipelined request
+	lingerOnClose bool      // request bytes are left unread: half-close and drain before closing
+	deadline      time.Time // the read deadline set, zero for none
+	wgone         bool      // the read saw the client leave
 	reqCancel     context.CancelFunc
 }
 
 func (s *Server) newConn(c net.Conn, base context.Context) *conn {
 	cc := &conn{s: s, rwc: c, remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header, 16)}
 	cc.ctx, cc.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, c.LocalAddr()))
-	cc.wtimer = time.AfterFunc(time.Hour, cc.watch)
-	cc.wtimer.Stop()
 	if !s.track(cc, true) {
 		cc.cancel()
 		return nil
@@ -89,7 +88,6 @@ func (c *conn) serve() {
 	handedOff := false
 	defer func() {
 		c.cancel()
-		c.wtimer.Stop()
 		if !handedOff {
 			if c.lingerOnClose {
 				c.linger()
@@ -115,10 +113,12 @@ func (c *conn) serve() {
 		if c.served && c.s.IdleTimeout > 0 {
 			wait = c.s.IdleTimeout
 		}
-		deadline := false
 		if wait > 0 && c.br.Buffered() == 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(wait))
-			deadline = true
+			// A deadline set less than a second ago is kept: the wait is then up to a second shorter, and
+			// a request costs no timer update.
+			if want := time.Now().Add(wait); c.deadline.IsZero() || want.Sub(c.deadline) > time.Second {
+				c.setReadDeadline(want)
+			}
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
@@ -126,7 +126,7 @@ func (c *conn) serve() {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
 			return // Shutdown closed it
 		}
-		n, ok := c.readHead(&deadline)
+		n, ok := c.readHead()
 		if !ok {
 			return
 		}
@@ -145,9 +145,8 @@ func (c *conn) serve() {
 			return
 		}
 		c.br.Discard(n)
-		if deadline && r.contentLength > 0 {
-			c.rwc.SetReadDeadline(time.Time{}) // a body has no deadline, as with net/http's ReadTimeout 0
-			deadline = false
+		if !c.deadline.IsZero() && r.contentLength > 0 {
+			c.setReadDeadline(time.Time{}) // a body has no deadline, as with net/http's ReadTimeout 0
 		}
 		c.served = true
 		keep := c.serveRequest(&r)
@@ -179,7 +178,7 @@ func (c *conn) peek(n int) []byte {
 
 // readHead waits until a whole head is buffered and returns its length, or -1 to hand the connection over;
 // false when the connection failed or the client went quiet past ReadHeaderTimeout.
-func (c *conn) readHead(deadline *bool) (int, bool) {
+func (c *conn) readHead() (int, bool) {
 	for {
 		buf := c.peek(c.br.Buffered())
 		switch n := headEnd(buf); {
@@ -188,9 +187,11 @@ func (c *conn) readHead(deadline *bool) (int, bool) {
 		case len(buf) >= bufSize:
 			return -1, true // larger than the fast path takes: net/http allows up to 1 MB
 		}
-		if !*deadline && c.s.ReadHeaderTimeout > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
-			*deadline = true
+		// The rest of the head has ReadHeaderTimeout from now, or what is left of the wait when less.
+		if t := c.s.ReadHeaderTimeout; t > 0 {
+			if want := time.Now().Add(t); c.deadline.IsZero() || want.Before(c.deadline) {
+				c.setReadDeadline(want)
+			}
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			return 0, false
@@ -198,10 +199,15 @@ func (c *conn) readHead(deadline *bool) (int, bool) {
 	}
 }
 
+// setReadDeadline sets the connection's read deadline and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.deadline = t
+	c.rwc.SetReadDeadline(t)
+}
+
 func (c *conn) handOver() {
-	c.wtimer.Stop()
 	pending := append([]byte(nil), c.peek(c.br.Buffered())...)
-	c.rwc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	c.s.track(c, false)
 	c.s.handOver(&replayConn{Conn: c.rwc, pending: pending})
 }
@@ -269,33 +275,35 @@ func (c *conn) serveRequest(pr *request) (keep bool) {
 	return !w.closeAfter && w.err == nil // and the watch did not see the client leave: see the deferred call
 }
 
-// armWatch starts the timer after which the connection is read to notice the client leaving. Nothing is
-// armed while request bytes are buffered: a pipelined request is already there.
+// armWatch asks the server's scanner to watch the connection once the handler has run for WatchAfter: a
+// read then notices the client leaving. Nothing is armed while request bytes are buffered: a pipelined
+// request is already there. A per-request timer would cost more than the whole watch saves.
 func (c *conn) armWatch() {
 	c.wmu.Lock()
-	if c.wstate == 0 && c.br.Buffered() == 0 && !c.whas {
+	armed := c.wstate == 0 && c.br.Buffered() == 0 && !c.whas
+	if armed {
 		c.wstate = 1
-		c.wtimer.Reset(c.s.WatchAfter)
+		c.armedTick = c.s.tick.Load()
 	}
 	c.wmu.Unlock()
+	if armed {
+		c.s.armed()
+	}
 }
 
-// watch runs on the timer's goroutine: it reads one byte, which is either the start of the next request or
-// the end of the connection.
-func (c *conn) watch() {
-	c.wmu.Lock()
-	if c.wstate != 1 {
-		c.wmu.Unlock()
-		return
-	}
+// startWatch starts the watch read; c.wmu is held.
+func (c *conn) startWatch() {
 	c.wstate = 2
 	done := make(chan struct{})
 	c.wdone = done
 	// The wait's deadline must not end the watch; cleared under the lock, so stopWatch's comes after it.
-	c.rwc.SetReadDeadline(time.Time{})
-	c.wmu.Unlock()
-	defer close(done)
+	c.setReadDeadline(time.Time{})
+	go c.watch(done)
+}
 
+// watch reads one byte, which is either the start of the next request or the end of the connection.
+func (c *conn) watch(done chan struct{}) {
+	defer close(done)
 	n, err := c.rwc.Read(c.wbyte[:])
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -312,19 +320,16 @@ func (c *conn) watch() {
 	}
 }
 
-// stopWatch ends the watch after the handler: the timer is stopped, a read in progress is interrupted.
+// stopWatch ends the watch after the handler; a read in progress is interrupted.
 func (c *conn) stopWatch() {
 	c.wmu.Lock()
 	state, done := c.wstate, c.wdone
 	c.wstate, c.wdone, c.reqCancel = 0, nil, nil
-	if state == 1 {
-		c.wtimer.Stop() // when it fired already, watch finds the state off and returns
-	}
 	c.wmu.Unlock()
 	if state == 2 {
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 		<-done
-		c.rwc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 }
 
@@ -389,8 +394,8 @@ func (b *bodyReader) finish() bool {
 	}
 	c := b.c
 	if t := c.s.ReadHeaderTimeout; t > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(t))
-		defer c.rwc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Now().Add(t))
+		defer c.setReadDeadline(time.Time{})
 	}
 	n, err := io.CopyN(io.Discard, c.br, b.remaining)
 	b.remaining -= n

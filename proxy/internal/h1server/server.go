@@ -37,6 +37,17 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
 	date      atomic.Pointer[cachedDate]
+
+	// The scanner starts the watch of connections whose handler has run for WatchAfter; it ticks every
+	// WatchAfter while requests come, and sleeps after a tick without any.
+	scanOnce   sync.Once
+	stopOnce   sync.Once
+	scanStop   chan struct{}
+	scanDone   chan struct{}
+	tick       atomic.Uint64
+	arms       atomic.Uint64
+	scanAsleep atomic.Bool
+	kick       chan struct{}
 }
 
 // ErrServerClosed is http.ErrServerClosed: Serve returns it after Shutdown or Close.
@@ -46,6 +57,7 @@ func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.handoff = newHandoffListener()
 		s.fallbackDone = make(chan struct{})
+		s.scanStop, s.scanDone, s.kick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
 		if s.WatchAfter <= 0 {
@@ -74,6 +86,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
+	s.scanOnce.Do(func() { go s.scan() })
 	base := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 	var backoff time.Duration
 	for {
@@ -175,6 +188,71 @@ func (s *Server) stop() {
 	s.mu.Unlock()
 	s.handoff.Close()
 	s.fallbackOnce.Do(func() { close(s.fallbackDone) }) // never started: nothing to wait for
+	s.scanOnce.Do(func() { close(s.scanDone) })         // never started
+	s.stopOnce.Do(func() { close(s.scanStop) })
+	<-s.scanDone
+}
+
+// armed wakes the scanner when it sleeps; called after a connection armed its watch.
+func (s *Server) armed() {
+	s.arms.Add(1)
+	if s.scanAsleep.Load() && s.scanAsleep.CompareAndSwap(true, false) {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Server) scan() {
+	defer close(s.scanDone)
+	t := time.NewTicker(s.WatchAfter)
+	defer t.Stop()
+	lastArms := s.arms.Load()
+	for {
+		select {
+		case <-s.scanStop:
+			return
+		case <-t.C:
+		}
+		tick := s.tick.Add(1)
+		busy := false
+		s.mu.Lock()
+		for c := range s.conns {
+			c.wmu.Lock()
+			switch c.wstate {
+			case 1:
+				busy = true
+				if tick-c.armedTick >= 2 { // armed a full tick ago at least
+					c.startWatch()
+				}
+			case 2:
+				busy = true
+			}
+			c.wmu.Unlock()
+		}
+		s.mu.Unlock()
+		if arms := s.arms.Load(); busy || arms != lastArms {
+			lastArms = arms
+			continue
+		}
+		// A tick without requests: sleep until one arms. An arm between the load above and the store
+		// below is seen by the second load; one after it sees the flag and kicks.
+		s.scanAsleep.Store(true)
+		if s.arms.Load() != lastArms {
+			if !s.scanAsleep.CompareAndSwap(true, false) {
+				<-s.kick
+			}
+			continue
+		}
+		t.Stop()
+		select {
+		case <-s.scanStop:
+			return
+		case <-s.kick:
+		}
+		t.Reset(s.WatchAfter)
+	}
 }
 
 func (s *Server) waitFallback(ctx context.Context) {
