@@ -36,16 +36,25 @@ type ProcessorOptions struct {
 
 // Processor is an sdktrace.SpanProcessor with a bounded queue: OnEnd never blocks, and when the queue is full
 // the span is dropped and counted, so a slow or dead collector costs neither latency nor memory growth.
+//
+// The queue is a slice under a mutex rather than a channel: the export goroutine is woken once per full
+// batch (or by the schedule), not once per span, which on a busy proxy was a goroutine switch per request.
 type Processor struct {
 	exporter sdktrace.SpanExporter
 	opts     ProcessorOptions
-	queue    chan sdktrace.ReadOnlySpan
-	flush    chan chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-	base     context.Context // parent of every export call; cancelled when Shutdown runs out of time
-	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	pending []sdktrace.ReadOnlySpan // cap QueueSize
+	batch   []sdktrace.ReadOnlySpan // the batch in hand, owned by the export goroutine
+	stopped bool
+	ready   chan struct{} // a full batch is pending
+
+	flush  chan chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	base   context.Context // parent of every export call; cancelled when Shutdown runs out of time
+	cancel context.CancelFunc
 
 	enqueued, dropped, exported, failed atomic.Uint64
 }
@@ -78,7 +87,9 @@ func NewProcessor(exporter sdktrace.SpanExporter, opts ProcessorOptions) *Proces
 	p := &Processor{
 		exporter: exporter,
 		opts:     opts,
-		queue:    make(chan sdktrace.ReadOnlySpan, opts.QueueSize),
+		pending:  make([]sdktrace.ReadOnlySpan, 0, opts.QueueSize),
+		batch:    make([]sdktrace.ReadOnlySpan, 0, opts.BatchSize),
+		ready:    make(chan struct{}, 1),
 		flush:    make(chan chan struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -97,17 +108,21 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() && !hasReason(s) {
 		return
 	}
-	select {
-	case <-p.stop:
+	p.mu.Lock()
+	if p.stopped || len(p.pending) == cap(p.pending) {
+		p.mu.Unlock()
 		p.dropped.Add(1)
 		return
-	default:
 	}
-	select {
-	case p.queue <- s:
-		p.enqueued.Add(1)
-	default:
-		p.dropped.Add(1)
+	p.pending = append(p.pending, s)
+	full := len(p.pending) == p.opts.BatchSize
+	p.mu.Unlock()
+	p.enqueued.Add(1)
+	if full {
+		select {
+		case p.ready <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -147,6 +162,9 @@ func (p *Processor) ForceFlush(ctx context.Context) error {
 func (p *Processor) Shutdown(ctx context.Context) error {
 	var err error
 	p.once.Do(func() {
+		p.mu.Lock()
+		p.stopped = true
+		p.mu.Unlock()
 		close(p.stop)
 		select {
 		case <-p.done:
@@ -163,47 +181,43 @@ func (p *Processor) Shutdown(ctx context.Context) error {
 
 func (p *Processor) run() {
 	defer close(p.done)
-	batch := make([]sdktrace.ReadOnlySpan, 0, p.opts.BatchSize)
 	timer := time.NewTimer(p.opts.ScheduleDelay)
 	defer timer.Stop()
-	export := func() {
-		if len(batch) > 0 {
-			p.export(batch)
-			clear(batch)
-			batch = batch[:0]
+	for {
+		select {
+		case <-p.ready:
+			p.exportPending(false)
+		case <-timer.C:
+			p.exportPending(true)
+		case ack := <-p.flush:
+			p.exportPending(true)
+			close(ack)
+		case <-p.stop:
+			p.exportPending(true)
+			return
 		}
 		timer.Reset(p.opts.ScheduleDelay)
 	}
-	add := func(s sdktrace.ReadOnlySpan) {
-		batch = append(batch, s)
-		if len(batch) == p.opts.BatchSize {
-			export()
-		}
-	}
-	drain := func() {
-		for {
-			select {
-			case s := <-p.queue:
-				add(s)
-			default:
-				export()
-				return
-			}
-		}
-	}
+}
+
+// exportPending exports the queue a batch at a time: full batches only, or everything when all is set. The
+// batch in hand is copied out of the queue, so at most QueueSize + BatchSize spans are held.
+func (p *Processor) exportPending(all bool) {
 	for {
-		select {
-		case s := <-p.queue:
-			add(s)
-		case <-timer.C:
-			export()
-		case ack := <-p.flush:
-			drain()
-			close(ack)
-		case <-p.stop:
-			drain()
+		p.mu.Lock()
+		n := min(len(p.pending), p.opts.BatchSize)
+		if n == 0 || (!all && n < p.opts.BatchSize) {
+			p.mu.Unlock()
 			return
 		}
+		batch := append(p.batch[:0], p.pending[:n]...)
+		rest := copy(p.pending, p.pending[n:])
+		clear(p.pending[rest:])
+		p.pending = p.pending[:rest]
+		p.mu.Unlock()
+		p.export(batch)
+		clear(batch)
+		p.batch = batch[:0]
 	}
 }
 
