@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/rawio"
 )
 
 // maxFastBody is the largest request body (of known length) the synchronous client sends: it writes the
@@ -378,7 +380,8 @@ func (c *h1Client) get(ctx context.Context, addr string, check bool) (*h1Conn, e
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{c: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10), addr: addr}, nil
+	rw := rawio.Conn(conn) // reads and writes without the scheduler's system-call hand-off (see rawio)
+	return &h1Conn{c: conn, br: bufio.NewReaderSize(rw, 4<<10), bw: bufio.NewWriterSize(rw, 4<<10), addr: addr}, nil
 }
 
 // closeIdle closes the idle connections; with stop, the client keeps none from now on.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/rawio"
 )
 
 // Connection states, for Shutdown: only an idle connection (or a new one silent for 5s) is closed under it.
@@ -35,6 +37,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	s        *Server
 	rwc      net.Conn
+	io       net.Conn        // rwc's Read and Write without the scheduler's system-call hand-off (see rawio)
 	ctx      context.Context // the connection's, parent of every request's
 	cancel   context.CancelFunc
 	remote   string
@@ -62,7 +65,7 @@ type conn struct {
 }
 
 func (s *Server) newConn(c net.Conn, base context.Context) *conn {
-	cc := &conn{s: s, rwc: c, remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header, 16)}
+	cc := &conn{s: s, rwc: c, io: rawio.Conn(c), remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header, 16)}
 	cc.ctx, cc.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, c.LocalAddr()))
 	if !s.track(cc, true) {
 		cc.cancel()
@@ -81,7 +84,7 @@ func (r connReader) Read(p []byte) (int, error) {
 		c.whas = false
 		return 1, nil
 	}
-	return c.rwc.Read(p)
+	return c.io.Read(p)
 }
 
 func (c *conn) serve() {
@@ -105,7 +108,7 @@ func (c *conn) serve() {
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(connReader{c})
 	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.rwc)
+	c.bw.Reset(c.io)
 
 	for {
 		// Wait for the next request: IdleTimeout between requests, ReadHeaderTimeout for the first.
@@ -304,7 +307,7 @@ func (c *conn) startWatch() {
 // watch reads one byte, which is either the start of the next request or the end of the connection.
 func (c *conn) watch(done chan struct{}) {
 	defer close(done)
-	n, err := c.rwc.Read(c.wbyte[:])
+	n, err := c.io.Read(c.wbyte[:])
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if n == 1 {
