@@ -73,7 +73,7 @@ bench: build plugins
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
 	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m \
 	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json -plugins-go-env SIDETRACE_PLUGINS_FILE=bench/plugins-go.json $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms ./proxy/ ./propagators/ ./internal/sampling/ ./internal/telemetry/ ./plugins/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms ./proxy/... ./propagators/ ./internal/sampling/ ./internal/telemetry/ ./plugins/
 
 ## plugins: build every example WASM plugin, in every language, into bin/plugins.
 plugins: tools

@@ -4,9 +4,12 @@
 //
 // It builds on net/http/httputil.ReverseProxy with Rewrite, so injected headers survive hop-by-hop stripping,
 // and one ErrorHandler that decides the status for upstream failures (502 unreachable, 504 timeout) and records
-// the error on the span. Upstream HTTP/1.1 exchanges without a body or with a small one go through a
-// synchronous client of its own (h1client.go; responses parsed by http.ReadResponse), the rest through
-// http.Transport (HTTP/1.1 and h2c). Spans follow the OpenTelemetry HTTP semantic conventions
+// the error on the span. The listeners serve the common HTTP/1.1 request with a server of their own
+// (internal/h1server) and hand every other connection to net/http's (h2c, upgrades, chunked bodies, the
+// forward proxy's absolute-form requests). Upstream HTTP/1.1 exchanges without a body or with a small one go
+// through a synchronous client of its own (h1client.go; responses parsed by http.ReadResponse), the rest
+// through http.Transport (HTTP/1.1 and h2c). Both own paths read and write their sockets with raw
+// non-blocking system calls (internal/rawio). Spans follow the OpenTelemetry HTTP semantic conventions
 // (https://opentelemetry.io/docs/specs/semconv/http/http-spans/) and, for gRPC, the RPC ones
 // (https://opentelemetry.io/docs/specs/semconv/rpc/grpc/).
 package proxy
