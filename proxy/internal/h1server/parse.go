@@ -61,7 +61,7 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || !validMethod(method) || method == http.MethodConnect ||
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !isToken(method) || method == http.MethodConnect ||
 		len(target) == 0 || target[0] != '/' {
 		return vals, false
 	}
@@ -79,7 +79,7 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 			break
 		}
 		k, v, ok := strings.Cut(l, ":")
-		if !ok || !validFieldName(k) {
+		if !ok || !isToken(k) {
 			return vals, false
 		}
 		v = strings.Trim(v, " \t")
@@ -127,24 +127,13 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 	return vals, true
 }
 
-func validMethod(m string) bool {
-	if m == "" {
+// isToken reports whether s is a token (RFC 9110 §5.6.2): a method or a field name.
+func isToken(s string) bool {
+	if s == "" {
 		return false
 	}
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !httpguts.IsTokenRune(rune(k[i])) {
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
 			return false
 		}
 	}

@@ -106,15 +106,22 @@ func TestFastPath_KeepAliveRequestsShareAConnection(t *testing.T) {
 	}
 }
 
-// rawExchange writes req on a new connection and reads one response.
-func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
+// dial connects to addr with a 10s deadline; the connection is closed at the end of the test.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// rawExchange writes req on a new connection and reads one response.
+func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
+	t.Helper()
+	c := dial(t, addr)
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
@@ -196,12 +203,7 @@ func TestHandOver_MidConnectionKeepsPipelinedBytes(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s", r.URL.Path, b)
 	}), nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	// Three requests in one write: fast, then chunked (handed over), then a plain one net/http now serves.
 	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"+
 		"POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"+
@@ -222,12 +224,7 @@ func TestHandOver_MidConnectionKeepsPipelinedBytes(t *testing.T) {
 
 func TestFastPath_PipelinedRequestsAnsweredInOrder(t *testing.T) {
 	_, addr := start(t, pathHandler(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }), nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	var reqs strings.Builder
 	for i := range 20 {
 		fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
@@ -322,12 +319,7 @@ func TestFastPath_ResponsesMatchNetHTTP(t *testing.T) {
 // trailers; "closed" when the server ended the connection after it.
 func rawResponse(t *testing.T, addr, req, method string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, req)
 	br := bufio.NewReader(c)
 	res, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -378,12 +370,7 @@ func TestFastPath_RequestBodies(t *testing.T) {
 		}
 		io.WriteString(w, "unread")
 	}), nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	// Larger than the read buffer, so read from the connection too; an unread one is discarded and the
 	// connection serves the next request; beyond maxDiscard it ends, gracefully: the response arrives whole.
@@ -418,10 +405,7 @@ func TestFastPath_ClientGoneCancelsTheRequestContext(t *testing.T) {
 			cancelled <- errors.New("the context was not cancelled within 10s of the client leaving")
 		}
 	}), nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(20 * time.Millisecond) // past WatchAfter, so the watch read is the one noticing
 	c.Close()
@@ -440,11 +424,7 @@ func TestFastPath_PanicEndsTheConnectionAndIsLogged(t *testing.T) {
 		panic("boom")
 	}), func(s *Server) { s.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)) })
 	for _, path := range []string{"/abort", "/boom"} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dial(t, addr)
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
 		if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 			t.Errorf("%s: got %q, %v; want the connection closed without a response", path, b, err)
@@ -473,12 +453,7 @@ func TestFastPath_ReadHeaderTimeoutEndsASlowHead(t *testing.T) {
 	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), func(s *Server) {
 		s.ReadHeaderTimeout = 100 * time.Millisecond
 	})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n") // never finished
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Errorf("got %q, %v; want the connection closed", b, err)
@@ -496,12 +471,7 @@ func TestShutdown_DrainsInFlightAndClosesIdle(t *testing.T) {
 		io.WriteString(w, "done")
 	}), nil)
 
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	idle.SetDeadline(time.Now().Add(10 * time.Second))
+	idle := dial(t, addr)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	ibr := bufio.NewReader(idle)
 	if res, err := http.ReadResponse(ibr, nil); err != nil {
@@ -510,12 +480,7 @@ func TestShutdown_DrainsInFlightAndClosesIdle(t *testing.T) {
 		io.ReadAll(res.Body)
 	}
 
-	busy, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	busy.SetDeadline(time.Now().Add(10 * time.Second))
+	busy := dial(t, addr)
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-started
 
