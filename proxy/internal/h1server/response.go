@@ -17,7 +17,9 @@ const smallBody = 2 << 10
 // response is the http.ResponseWriter of the fast path, reused per connection. It writes what net/http's
 // writer would: the same framing decisions, a Date, a sniffed Content-Type when none was set, Connection:
 // close when the connection ends after it, and trailers (declared in Trailer or prefixed with
-// http.TrailerPrefix) after a chunked body.
+// http.TrailerPrefix) after a chunked body. One difference: net/http copies the header at WriteHeader, this
+// writer sends the head with the first body byte (or at the end of a small body), so a field changed in
+// between is sent; which fields are trailers is decided at WriteHeader, as net/http decides it.
 type response struct {
 	c           *conn
 	req         *http.Request
