@@ -22,6 +22,8 @@ import (
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -424,4 +426,36 @@ func gzipped(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// The receiver's wire walk counts what a full decode counts, resources, scopes and attributes in between.
+func TestCountSpans_AgreesWithADecode(t *testing.T) {
+	req := &coltracepb.ExportTraceServiceRequest{}
+	for r := range 3 {
+		rs := &tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "svc"}}}}}, SchemaUrl: "https://x"}
+		for s := range r + 1 {
+			ss := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: "sidetrace"}}
+			for i := range 5*r + s {
+				ss.Spans = append(ss.Spans, &tracepb.Span{Name: "GET", SpanId: []byte{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}, Attributes: []*commonpb.KeyValue{{Key: "k"}}})
+			}
+			rs.ScopeSpans = append(rs.ScopeSpans, ss)
+		}
+		req.ResourceSpans = append(req.ResourceSpans, rs)
+	}
+	pb, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			want += len(ss.Spans)
+		}
+	}
+	if got, err := countSpans(pb); got != uint64(want) || err != nil {
+		t.Errorf("countSpans: %d, %v; want %d, nil", got, err, want)
+	}
+	if _, err := countSpans(pb[:len(pb)-3]); err == nil {
+		t.Error("countSpans of a truncated request: nil error; want one")
+	}
 }

@@ -13,7 +13,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 func cmdReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -89,21 +89,21 @@ func (rc *receiver) export(w http.ResponseWriter, r *http.Request) {
 			rc.fail(w, err)
 			return
 		}
-		var req coltracepb.ExportTraceServiceRequest
+		var n uint64
 		if isJSON {
+			var req coltracepb.ExportTraceServiceRequest
 			err = protojson.Unmarshal(data, &req)
+			for _, rs := range req.GetResourceSpans() {
+				for _, ss := range rs.GetScopeSpans() {
+					n += uint64(len(ss.GetSpans()))
+				}
+			}
 		} else {
-			err = proto.Unmarshal(data, &req)
+			n, err = countSpans(data)
 		}
 		if err != nil {
 			rc.fail(w, err)
 			return
-		}
-		var n uint64
-		for _, rs := range req.GetResourceSpans() {
-			for _, ss := range rs.GetScopeSpans() {
-				n += uint64(len(ss.GetSpans()))
-			}
 		}
 		rc.spans.Add(n)
 	}
@@ -135,4 +135,47 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// countSpans counts the spans of a protobuf ExportTraceServiceRequest by walking the wire format, without
+// decoding them: the receiver shares its CPU with the load generator and the upstream, and a full decode of
+// every export (a few milliseconds per 512 spans) showed in the latency measured for the proxy.
+// ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2, ScopeSpans.spans = 2.
+func countSpans(b []byte) (uint64, error) {
+	var n uint64
+	err := eachField(b, 1, func(rs []byte) error {
+		return eachField(rs, 2, func(ss []byte) error {
+			return eachField(ss, 2, func([]byte) error { n++; return nil })
+		})
+	})
+	return n, err
+}
+
+// eachField calls f with the bytes of every length-delimited field numbered num in the message b, and checks
+// that every other field is well formed.
+func eachField(b []byte, num protowire.Number, f func([]byte) error) error {
+	for len(b) > 0 {
+		fn, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		if fn == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return protowire.ParseError(l)
+			}
+			if err := f(v); err != nil {
+				return err
+			}
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(fn, typ, b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+	}
+	return nil
 }
