@@ -30,8 +30,7 @@ var knownMethods = map[string]attribute.KeyValue{
 
 // requestAttributes names the span and lists its request attributes, per the HTTP (and, for gRPC, RPC)
 // semantic conventions: https://opentelemetry.io/docs/specs/semconv/http/http-spans/.
-func (h *hop) requestAttributes(r *http.Request, x *exchange) (string, []attribute.KeyValue) {
-	attrs := make([]attribute.KeyValue, 0, 16)
+func (h *hop) requestAttributes(r *http.Request, x *exchange, attrs []attribute.KeyValue) (string, []attribute.KeyValue) {
 	method, known := knownMethods[r.Method]
 	name := r.Method
 	if !known {

@@ -135,7 +135,8 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refusal := h.runRequestPlugins(ctx, r, traceID, x)
 	parent = h.p.decisionContext(parent, &x.plug)
 
-	name, attrs := h.requestAttributes(r, x)
+	buf := h.p.attrs.get()
+	name, attrs := h.requestAttributes(r, x, buf.kv[:0])
 	attrs = append(attrs, x.plug.Attributes...)
 	ctx, x.span = h.p.opts.Tracer.Start(parent, name,
 		trace.WithSpanKind(h.kind),
@@ -143,6 +144,7 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		trace.WithAttributes(attrs...),
 		trace.WithLinks(links...),
 	)
+	h.p.attrs.put(buf, attrs) // the SDK copied them
 	x.plug.Attributes = x.plug.Attributes[:0]
 	x.rw = &responseWriter{ResponseWriter: w}
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
@@ -285,7 +287,9 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	if x.res != nil && x.res.StatusCode == http.StatusSwitchingProtocols {
 		status = x.res.StatusCode // the upgrade response is written on the hijacked connection
 	}
-	attrs := make([]attribute.KeyValue, 0, 8)
+	buf := h.p.attrs.get()
+	defer func() { h.p.attrs.put(buf, nil) }()
+	attrs := buf.kv[:0]
 	attrs = append(attrs, AttrOutcome.String(outcome))
 	if status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
@@ -350,7 +354,8 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 			attrs = append(attrs, telemetry.AttrSamplingReason.String(reason))
 		}
 	}
-	span.SetAttributes(attrs...)
+	span.SetAttributes(attrs...) // copied: buf can be reused
+	buf.kv = attrs
 	span.End(trace.WithTimestamp(end))
 
 	if l := h.p.opts.AccessLog; l != nil {

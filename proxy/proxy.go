@@ -55,6 +55,7 @@ type Proxy struct {
 	opts      Options
 	transport *transport
 	buffers   bufferPool
+	attrs     attrPool
 	stats     Stats
 
 	// hardStop ends hijacked connections (WebSocket, CONNECT) that outlive a drain.

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // bufferPool recycles the buffers ReverseProxy copies bodies through; without it every request allocates
@@ -53,3 +55,28 @@ func (w *responseWriter) Flush() {
 
 // Unwrap lets http.ResponseController find the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// attrPool recycles the attribute lists a hop builds for the SDK, which copies them: a kilobyte per request.
+type attrPool struct{ p sync.Pool }
+
+type attrBuf struct{ kv []attribute.KeyValue }
+
+func (a *attrPool) get() *attrBuf {
+	if b, ok := a.p.Get().(*attrBuf); ok {
+		return b
+	}
+	return &attrBuf{kv: make([]attribute.KeyValue, 0, 24)}
+}
+
+// put returns b, keeping grown, the list it was used for, when larger; lists beyond 64 are let go.
+func (a *attrPool) put(b *attrBuf, grown []attribute.KeyValue) {
+	if cap(grown) > cap(b.kv) {
+		b.kv = grown
+	}
+	if cap(b.kv) > 64 {
+		return
+	}
+	clear(b.kv[:cap(b.kv)])
+	b.kv = b.kv[:0]
+	a.p.Put(b)
+}
