@@ -157,10 +157,12 @@ func (c *h1Client) exchange(r *http.Request, pc *h1Conn) (*http.Response, error)
 			}
 			return fail(&nothingReadError{err})
 		}
-		var err error
-		res, err = http.ReadResponse(pc.br, r)
-		if err != nil {
-			return fail(err)
+		var ok bool
+		if res, ok = readResponseFast(pc.br, r); !ok {
+			var err error
+			if res, err = http.ReadResponse(pc.br, r); err != nil {
+				return fail(err)
+			}
 		}
 		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
 			break

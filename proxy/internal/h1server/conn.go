@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sidetrace/sidetrace/proxy/internal/rawio"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
 )
 
 // Connection states, for Shutdown: only an idle connection (or a new one silent for 5s) is closed under it.
@@ -184,7 +186,7 @@ func (c *conn) peek(n int) []byte {
 func (c *conn) readHead() (int, bool) {
 	for {
 		buf := c.peek(c.br.Buffered())
-		switch n := headEnd(buf); {
+		switch n := h1head.HeadEnd(buf); {
 		case n != 0:
 			return n, true
 		case len(buf) >= bufSize:

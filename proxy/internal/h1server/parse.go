@@ -4,46 +4,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
 )
-
-// headEnd finds the end of the request head in buf: the length of the head including its empty line, 0 when
-// more bytes are needed, or -1 when the head is not one the fast path takes (a line not ending in CRLF, RFC
-// 9112 §2.2, or a line folded onto the previous one, §5.2).
-func headEnd(buf []byte) int {
-	pos := 0
-	for line := 0; ; line++ {
-		i := indexByte(buf[pos:], '\n')
-		if i < 0 {
-			return 0
-		}
-		if i == 0 || buf[pos+i-1] != '\r' {
-			return -1 // bare LF
-		}
-		if i == 1 {
-			if line == 0 {
-				return -1 // an empty line before the request line
-			}
-			return pos + 2
-		}
-		if line > 0 && (buf[pos] == ' ' || buf[pos] == '\t') {
-			return -1 // obs-fold
-		}
-		pos += i + 1
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
 
 // request is a parsed head, its strings slices of one copy of the head.
 type request struct {
@@ -61,7 +27,7 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || !isToken(method) || method == http.MethodConnect ||
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !h1head.IsToken(method) || method == http.MethodConnect ||
 		len(target) == 0 || target[0] != '/' {
 		return vals, false
 	}
@@ -79,11 +45,11 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 			break
 		}
 		k, v, ok := strings.Cut(l, ":")
-		if !ok || !isToken(k) {
+		if !ok || !h1head.IsToken(k) {
 			return vals, false
 		}
 		v = strings.Trim(v, " \t")
-		if !validFieldValue(v) {
+		if !h1head.ValidFieldValue(v) {
 			return vals, false
 		}
 		k = textproto.CanonicalMIMEHeaderKey(k)
@@ -98,13 +64,13 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 			if _, dup := h[k]; dup {
 				return vals, false
 			}
-			n, ok := parseContentLength(v)
+			n, ok := h1head.ParseContentLength(v)
 			if !ok {
 				return vals, false
 			}
 			r.contentLength = n
 		case "Connection":
-			if hasToken(v, "close") {
+			if h1head.HasToken(v, "close") {
 				r.close = true
 			}
 		}
@@ -125,53 +91,4 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 		}
 	}
 	return vals, true
-}
-
-// isToken reports whether s is a token (RFC 9110 §5.6.2): a method or a field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// validFieldValue accepts field-content (RFC 9110 §5.5): visible characters, obs-text, SP and HTAB.
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// parseContentLength accepts 1*DIGIT (RFC 9110 §8.6) that fits in an int64.
-func parseContentLength(v string) (int64, bool) {
-	if v == "" {
-		return 0, false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
-}
-
-// hasToken reports whether the comma-separated list v holds token, case-insensitively.
-func hasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(strings.Trim(t, " \t"), token) {
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
 )
 
 var parseSeeds = []string{
@@ -38,7 +40,7 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n := headEnd(data)
+		n := h1head.HeadEnd(data)
 		if n <= 0 {
 			return
 		}
@@ -74,7 +76,7 @@ func FuzzParseHead(f *testing.F) {
 func TestParseHead_Seeds(t *testing.T) {
 	accepted := 0
 	for _, s := range parseSeeds {
-		n := headEnd([]byte(s))
+		n := h1head.HeadEnd([]byte(s))
 		var r request
 		if n > 0 {
 			if _, ok := parseHead(s[:n], &r, http.Header{}, nil); ok {

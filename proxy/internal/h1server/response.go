@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
 )
 
 // smallBody is how much of a body of undeclared length is held back: when the handler ends within it, the
@@ -96,7 +98,7 @@ func (w *response) WriteHeader(code int) {
 		}
 	}
 	if v := w.header["Content-Length"]; len(v) > 0 {
-		if n, ok := parseContentLength(strings.TrimSpace(v[0])); ok {
+		if n, ok := h1head.ParseContentLength(strings.TrimSpace(v[0])); ok {
 			w.cl = n
 		} else {
 			delete(w.header, "Content-Length") // as net/http, which logs it
@@ -235,7 +237,7 @@ func (w *response) writeHead(first []byte) {
 		bw.WriteString(http.DetectContentType(first))
 		bw.WriteString("\r\n")
 	}
-	if w.closeAfter && !hasToken(strings.Join(h["Connection"], ","), "close") {
+	if w.closeAfter && !h1head.HasToken(strings.Join(h["Connection"], ","), "close") {
 		bw.WriteString("Connection: close\r\n")
 	}
 	for k, vs := range h {

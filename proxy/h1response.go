@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
+)
+
+// readResponseFast parses the common upstream response from what br has buffered: HTTP/1.1, a final status,
+// well-formed fields, a body of declared length (or none by status or method), no Transfer-Encoding and no
+// Trailer. It reports false, having consumed nothing, for anything else, which http.ReadResponse then reads.
+// It builds what http.ReadResponse builds for the same bytes (FuzzReadResponseFast compares the two) with one
+// string for the whole head and one slice for the values.
+func readResponseFast(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+	buf, _ := br.Peek(br.Buffered())
+	n := h1head.HeadEnd(buf)
+	if n <= 0 {
+		return nil, false
+	}
+	res, bodyLen, ok := parseResponseHead(string(buf[:n]), req)
+	if !ok {
+		return nil, false
+	}
+	br.Discard(n)
+	if bodyLen > 0 {
+		res.Body = &lengthBody{br: br, remaining: bodyLen}
+	} else {
+		res.Body = http.NoBody
+	}
+	return res, true
+}
+
+// parseResponseHead returns the response and the length of its body (0 for none).
+func parseResponseHead(head string, req *http.Request) (*http.Response, int64, bool) {
+	line, rest, _ := strings.Cut(head, "\r\n")
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok || proto != "HTTP/1.1" || len(status) < 3 {
+		return nil, 0, false
+	}
+	code := 0
+	for i := 0; i < 3; i++ {
+		c := status[i]
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || (len(status) > 3 && status[3] != ' ') || !h1head.ValidFieldValue(status) {
+		return nil, 0, false // 1xx and 101 are read by http.ReadResponse
+	}
+	res := &http.Response{
+		Status: status, StatusCode: code, Proto: proto, ProtoMajor: 1, ProtoMinor: 1,
+		ContentLength: -1, Request: req,
+	}
+	nfields := strings.Count(rest, "\r\n") - 1
+	h := make(http.Header, nfields)
+	vals := make([]string, 0, nfields)
+	for {
+		var l string
+		l, rest, _ = strings.Cut(rest, "\r\n")
+		if l == "" {
+			break
+		}
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !h1head.IsToken(k) {
+			return nil, 0, false
+		}
+		v = strings.Trim(v, " \t")
+		if !h1head.ValidFieldValue(v) {
+			return nil, 0, false
+		}
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		switch k {
+		case "Transfer-Encoding", "Trailer":
+			return nil, 0, false
+		case "Content-Length":
+			if _, dup := h[k]; dup {
+				return nil, 0, false
+			}
+			cl, ok := h1head.ParseContentLength(v)
+			if !ok {
+				return nil, 0, false
+			}
+			res.ContentLength = cl
+		case "Connection":
+			if h1head.HasToken(v, "close") {
+				res.Close = true
+			}
+		}
+		vals = append(vals, v)
+		if prior, ok := h[k]; ok {
+			h[k] = append(prior, v)
+		} else {
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	}
+	res.Header = h
+	if res.Close {
+		delete(h, "Connection") // as http.ReadResponse does
+	}
+	// RFC 7234 §5.4, as http.ReadResponse does: Pragma: no-cache without Cache-Control means no-cache.
+	if p, ok := h["Pragma"]; ok && len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+	switch {
+	case req.Method == http.MethodHead:
+		return res, 0, true // no body; the declared length is reported (-1 when none)
+	case code == http.StatusNoContent || code == http.StatusNotModified:
+		res.ContentLength = 0 // no body, whatever was declared
+		return res, 0, true
+	case res.ContentLength < 0:
+		return nil, 0, false // delimited by the close of the connection: http.ReadResponse
+	}
+	return res, res.ContentLength, true
+}
+
+// lengthBody reads a response body of declared length from the connection's buffer.
+type lengthBody struct {
+	br        *bufio.Reader
+	remaining int64
+	err       error
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.remaining == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.br.Read(p)
+	b.remaining -= int64(n)
+	switch {
+	case b.remaining == 0:
+		b.err = io.EOF
+		return n, io.EOF
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	b.err = err
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return nil }
