@@ -71,7 +71,10 @@ func ParseContentLength(v string) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // HasToken reports whether the comma-separated list v holds token, case-insensitively.
