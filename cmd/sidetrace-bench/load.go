@@ -28,6 +28,10 @@ type loadConfig struct {
 	Std      bool          // HTTP/1.1 through net/http's client instead of the minimal one
 	Headers  []string      // extra request header lines, "Name: value"
 	Timeout  time.Duration // per request
+	// BaselineURL (open loop): a request to it is scheduled between every two to URL, at the same rate and on
+	// connections of its own, and its latency is reported apart: a baseline measured in the same moments, so
+	// the added latency of a proxy is not a difference between two runs on a noisy machine.
+	BaselineURL string
 }
 
 // loadResult is what one load run prints; the driver reads it back as JSON.
@@ -54,6 +58,11 @@ type loadResult struct {
 	LagP50us float64 `json:"lag_p50_us,omitempty"`
 	LagP99us float64 `json:"lag_p99_us,omitempty"`
 	FirstErr string  `json:"first_error,omitempty"`
+	// The interleaved baseline (-baseline-url): its successful requests and latency percentiles.
+	BaseRequests uint64  `json:"base_requests,omitempty"`
+	BaseP50us    float64 `json:"base_p50_us,omitempty"`
+	BaseP99us    float64 `json:"base_p99_us,omitempty"`
+	BaseP999us   float64 `json:"base_p999_us,omitempty"`
 }
 
 func (r loadResult) String() string {
@@ -65,6 +74,10 @@ func (r loadResult) String() string {
 		r.Requests, r.Errors, r.Seconds, r.RPS, fmtUs(r.P50us), fmtUs(r.P90us), fmtUs(r.P99us), fmtUs(r.P999us), fmtUs(r.MaxUs))
 	if r.Mode == "open" {
 		s += fmt.Sprintf(", send lag p50 %s p99 %s", fmtUs(r.LagP50us), fmtUs(r.LagP99us))
+	}
+	if r.BaseRequests > 0 {
+		s += fmt.Sprintf("; baseline interleaved: %d requests, p50 %s p99 %s p99.9 %s, p99 added %s",
+			r.BaseRequests, fmtUs(r.BaseP50us), fmtUs(r.BaseP99us), fmtUs(r.BaseP999us), fmtSignedUs(r.P99us-r.BaseP99us))
 	}
 	if r.Dropped > 0 {
 		s += fmt.Sprintf(", %d dropped", r.Dropped)
@@ -96,6 +109,7 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Conns, "conns", 0, "h2c: connections shared by the workers (default one per worker)")
 	fs.BoolVar(&cfg.Std, "std", false, "HTTP/1.1 through net/http's client instead of the minimal built-in one")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.StringVar(&cfg.BaselineURL, "baseline-url", "", "open loop: interleave requests to this URL (the direct upstream) at the same rate and report them as the baseline")
 	headers := fs.String("H", "", "extra request headers, \"Name: value\" separated by newlines or '|'")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +160,16 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	}
 	reqs, cleanup, proto := newRequesters(u, cfg)
 	defer cleanup()
+	var bases []requester
+	if cfg.BaselineURL != "" {
+		bu, err := url.Parse(cfg.BaselineURL)
+		if err != nil || bu.Scheme != "http" || bu.Host == "" || cfg.Rate <= 0 {
+			return loadResult{}, fmt.Errorf("-baseline-url %q: want http://HOST:PORT/PATH, with -rate", cfg.BaselineURL)
+		}
+		var cleanupBase func()
+		bases, cleanupBase, _ = newRequesters(bu, cfg)
+		defer cleanupBase()
+	}
 
 	res := loadResult{Mode: "closed", URL: cfg.URL, Proto: proto, Conc: cfg.Conc}
 	if cfg.Rate > 0 {
@@ -167,13 +191,21 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 			interval: time.Duration(float64(time.Second) / cfg.Rate),
 			total:    int64(cfg.Duration.Seconds() * cfg.Rate),
 			giveUp:   end.Add(time.Second),
-			slots:    make(chan time.Time, 1<<16),
+			slots:    make(chan slot, 1<<16),
+		}
+		if bases != nil {
+			sched.interval /= 2 // every other slot goes to the baseline
+			sched.total *= 2
+			sched.interleave = true
 		}
 		wg.Go(func() { sched.dispatch(ctx) })
 	}
 	for i := range workers {
 		w := &workers[i]
 		w.r = reqs[i]
+		if bases != nil {
+			w.base = bases[i]
+		}
 		wg.Go(func() {
 			if cfg.Rate > 0 {
 				w.runOpen(&sched)
@@ -189,11 +221,13 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 		elapsed = cfg.Duration
 	}
 
-	var h, lag histogram
+	var h, lag, base histogram
 	for i := range workers {
 		w := &workers[i]
 		h.merge(&w.hist)
 		lag.merge(&w.lag)
+		base.merge(&w.baseHist)
+		res.BaseRequests += w.baseOK
 		res.Requests += w.ok
 		res.Errors += w.errs + w.non2xx
 		res.Non2xx += w.non2xx
@@ -213,6 +247,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	res.MaxUs = us(time.Duration(h.max))
 	if cfg.Rate > 0 {
 		res.LagP50us, res.LagP99us = us(lag.quantile(0.50)), us(lag.quantile(0.99))
+	}
+	if res.BaseRequests > 0 {
+		res.BaseP50us, res.BaseP99us, res.BaseP999us = us(base.quantile(0.50)), us(base.quantile(0.99)), us(base.quantile(0.999))
 	}
 	if res.Requests == 0 && ctx.Err() == nil {
 		return res, fmt.Errorf("no successful request: %s", res.FirstErr)
@@ -295,7 +332,10 @@ func (s *stdRequester) close() { s.client.CloseIdleConnections() }
 // worker drives one requester and keeps its own counts, merged when the run ends.
 type worker struct {
 	r        requester
+	base     requester // open loop with a baseline: the connection to the baseline URL
 	hist     histogram // latency of successful requests, and of dropped ones (open loop)
+	baseHist histogram // latency of the baseline's successful requests
+	baseOK   uint64
 	lag      histogram // open loop: send time minus scheduled time
 	ok       uint64
 	errs     uint64
@@ -343,9 +383,17 @@ type schedule struct {
 	interval time.Duration
 	total    int64     // requests in the run
 	giveUp   time.Time // requests not sent by then are dropped
-	slots    chan time.Time
+	slots    chan slot
+	// interleave: odd slots go to the baseline.
+	interleave bool
 	// backlog is set when a send time came while no worker was free.
 	backlog atomic.Bool
+}
+
+// slot is one scheduled request: when, and whether it goes to the baseline.
+type slot struct {
+	at   time.Time
+	base bool
 }
 
 func (s *schedule) dispatch(ctx context.Context) {
@@ -360,12 +408,13 @@ func (s *schedule) dispatch(ctx context.Context) {
 			// latency; nanosleep(2) with no timer slack is within tens of microseconds.
 			preciseSleep(d)
 		}
+		sl := slot{at: at, base: s.interleave && i%2 == 1}
 		select {
-		case s.slots <- at:
+		case s.slots <- sl:
 		default:
 			s.backlog.Store(true)
 			select {
-			case s.slots <- at:
+			case s.slots <- sl:
 			case <-ctx.Done():
 				return
 			}
@@ -377,16 +426,44 @@ func (s *schedule) dispatch(ctx context.Context) {
 }
 
 func (w *worker) runOpen(s *schedule) {
-	for at := range s.slots {
+	for sl := range s.slots {
+		at := sl.at
 		now := time.Now()
 		if now.After(s.giveUp) {
 			// Never sent: it counts in the latencies with how long it had waited, a lower bound, so
 			// that an overloaded target does not look better for the requests it never saw.
-			w.dropped++
-			w.hist.record(now.Sub(at))
+			if !sl.base {
+				w.dropped++
+				w.hist.record(now.Sub(at))
+			}
 			continue
 		}
 		w.lag.record(now.Sub(at))
+		if sl.base {
+			w.sendBase(at)
+			continue
+		}
 		w.send(at)
+	}
+}
+
+// sendBase sends a baseline request; a failure counts as an error of the run.
+func (w *worker) sendBase(from time.Time) {
+	status, err := w.base.do()
+	switch {
+	case err != nil:
+		w.errs++
+		if w.firstErr == nil {
+			w.firstErr = fmt.Errorf("baseline: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	case status < 200 || status > 299:
+		w.non2xx++
+		if w.firstErr == nil {
+			w.firstErr = fmt.Errorf("baseline: status %d", status)
+		}
+	default:
+		w.baseOK++
+		w.baseHist.record(time.Since(from))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -226,6 +227,35 @@ func TestLoad_OpenLoop_SendsRateTimesDuration(t *testing.T) {
 	}
 	if res.LagP50us <= 0 || res.LagP99us < res.LagP50us {
 		t.Errorf("send lag p50, p99: got %g, %g µs; want positive and ordered", res.LagP50us, res.LagP99us)
+	}
+}
+
+// With a baseline, direct requests are interleaved at the same rate and reported apart: a target 5ms
+// slower than its baseline shows about 5ms added.
+func TestLoad_OpenLoop_BaselineInterleaved(t *testing.T) {
+	noLeaks(t)
+	fast := startUpstream(t, 1024)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		w.Write(make([]byte, 1024))
+	}))
+	defer slow.Close()
+	const rate, d = 200, 500 * time.Millisecond
+	res, err := runLoad(context.Background(), loadConfig{URL: slow.URL + "/", BaselineURL: "http://" + fast + "/", Rate: rate, Duration: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(rate * d.Seconds())
+	for name, got := range map[string]uint64{"target": res.Requests, "baseline": res.BaseRequests} {
+		if got < want*9/10 || got > want {
+			t.Errorf("%s requests: got %d; want %d (at least 90%% of it)", name, got, want)
+		}
+	}
+	if res.P50us < 5000 || res.BaseP50us >= 5000 || res.BaseP99us <= 0 {
+		t.Errorf("p50 target %gµs, baseline %gµs (p99 %gµs); want the target's at least 5ms, the baseline's below", res.P50us, res.BaseP50us, res.BaseP99us)
+	}
+	if _, err := runLoad(context.Background(), loadConfig{URL: slow.URL + "/", BaselineURL: "http://" + fast + "/", Duration: d}); err == nil {
+		t.Error("a baseline without -rate: no error; want one")
 	}
 }
 

@@ -379,6 +379,10 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 	for _, rate := range e.cfg.Rates {
 		args := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.OpenConc),
 			"-rate", strconv.FormatFloat(rate, 'f', -1, 64), "-d", e.cfg.Duration.String())
+		if t.proc != nil {
+			// Direct requests interleaved with the proxied ones: the added latency from the same moments.
+			args = append(args, "-baseline-url", "http://"+e.upstream+"/")
+		}
 		res, cpu, foreign, err := sample(args)
 		if err != nil {
 			return m, err
