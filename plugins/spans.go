@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -128,7 +128,10 @@ func (g *generation) onSpanEnd(ctx context.Context, states []spanState) {
 				g.pool.put(in)
 				in = nil
 			}
-			runtime.Gosched()
+			// A short sleep rather than runtime.Gosched: Gosched puts this goroutine on the global run queue,
+			// which the scheduler takes from before it polls the network, so requests whose bytes have
+			// arrived would still wait for the whole batch. Sleeping lets it poll first.
+			time.Sleep(time.Microsecond)
 		}
 		err := g.spanEnd(ctx, &in, st)
 		if isTimeout(err) {

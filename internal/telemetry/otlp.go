@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -376,7 +375,9 @@ func appendResourceSpans(b []byte, res *resource.Resource, scopes [][]sdktrace.R
 			}
 			b = appendSpan(b, s)
 			if n++; yield && n%spansPerYield == 0 {
-				runtime.Gosched()
+				// Not runtime.Gosched, which the scheduler answers from its global run queue before polling
+				// the network: requests whose bytes have arrived would wait for the whole batch.
+				time.Sleep(time.Microsecond)
 			}
 		}
 		b = appendString(b, fSSSchemaURL, scope.SchemaURL)
