@@ -36,6 +36,7 @@ type runConfig struct {
 	MaxForeign   float64       // percent of the machine other processes may use during a kept run
 	Budget       time.Duration // no extra round once it would end after this
 	Rates        []float64     // open-loop rates; none for closed loop only
+	Interleave   bool          // open loop through a proxy: direct requests interleaved, for the added latency
 	Size         int           // response body bytes
 	ProxyCPUs    string        // taskset list for the proxy under test
 	LoadCPUs     string        // taskset list for the load generator, upstream and receiver
@@ -69,6 +70,7 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 		"comma-separated scenarios: "+strings.Join(scenarioNames(), ", "))
 	fs.IntVar(&cfg.Conc, "c", 32, "closed loop: concurrent connections")
 	fs.IntVar(&cfg.OpenConc, "open-c", 64, "open loop: connections available to the schedule")
+	fs.BoolVar(&cfg.Interleave, "interleave", true, "open loop through a proxy: send a direct request to the upstream between every two proxied ones and take the added p99 from the same run (false: from separate runs of the direct scenario)")
 	fs.DurationVar(&cfg.Duration, "d", 5*time.Second, "duration of each measured run")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before measuring each scenario")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each runs every scenario once, interleaved")
@@ -379,7 +381,7 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 	for _, rate := range e.cfg.Rates {
 		args := append(slices.Clone(loadArgs), "-c", strconv.Itoa(e.cfg.OpenConc),
 			"-rate", strconv.FormatFloat(rate, 'f', -1, 64), "-d", e.cfg.Duration.String())
-		if t.proc != nil {
+		if t.proc != nil && e.cfg.Interleave {
 			// Direct requests interleaved with the proxied ones: the added latency from the same moments.
 			args = append(args, "-baseline-url", "http://"+e.upstream+"/")
 		}
