@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
 
 	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
@@ -60,20 +59,14 @@ func parseResponseHead(head string, req *http.Request) (*http.Response, int64, b
 	h := make(http.Header, nfields)
 	vals := make([]string, 0, nfields)
 	for {
-		var l string
-		l, rest, _ = strings.Cut(rest, "\r\n")
-		if l == "" {
+		k, v, after, done, ok := h1head.NextField(rest)
+		if done {
 			break
 		}
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || !h1head.IsToken(k) {
+		if !ok {
 			return nil, 0, false
 		}
-		v = strings.Trim(v, " \t")
-		if !h1head.ValidFieldValue(v) {
-			return nil, 0, false
-		}
-		k = textproto.CanonicalMIMEHeaderKey(k)
+		rest = after
 		switch k {
 		case "Transfer-Encoding", "Trailer":
 			return nil, 0, false
@@ -91,23 +84,13 @@ func parseResponseHead(head string, req *http.Request) (*http.Response, int64, b
 				res.Close = true
 			}
 		}
-		vals = append(vals, v)
-		if prior, ok := h[k]; ok {
-			h[k] = append(prior, v)
-		} else {
-			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
+		vals = h1head.Add(h, vals, k, v)
 	}
 	res.Header = h
 	if res.Close {
 		delete(h, "Connection") // as http.ReadResponse does
 	}
-	// RFC 7234 §5.4, as http.ReadResponse does: Pragma: no-cache without Cache-Control means no-cache.
-	if p, ok := h["Pragma"]; ok && len(p) > 0 && p[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h1head.FixPragma(h)
 	switch {
 	case req.Method == http.MethodHead:
 		return res, 0, true // no body; the declared length is reported (-1 when none)

@@ -344,24 +344,28 @@ type worker struct {
 	firstErr error
 }
 
-func (w *worker) send(from time.Time) {
-	status, err := w.r.do()
+func (w *worker) send(from time.Time) { w.sendTo(w.r, &w.hist, &w.ok, "", from) }
+
+// sendTo sends one request with r and records its latency in hist; failures count as the run's errors,
+// their first one prefixed with label.
+func (w *worker) sendTo(r requester, hist *histogram, ok *uint64, label string, from time.Time) {
+	status, err := r.do()
 	switch {
 	case err != nil:
 		w.errs++
 		if w.firstErr == nil {
-			w.firstErr = err
+			w.firstErr = fmt.Errorf("%s%w", label, err)
 		}
 		// A refused or reset connection fails in microseconds; do not spin on it.
 		time.Sleep(time.Millisecond)
 	case status < 200 || status > 299:
 		w.non2xx++
 		if w.firstErr == nil {
-			w.firstErr = fmt.Errorf("status %d", status)
+			w.firstErr = fmt.Errorf("%sstatus %d", label, status)
 		}
 	default:
-		w.ok++
-		w.hist.record(time.Since(from))
+		*ok++
+		hist.record(time.Since(from))
 	}
 }
 
@@ -447,23 +451,7 @@ func (w *worker) runOpen(s *schedule) {
 	}
 }
 
-// sendBase sends a baseline request; a failure counts as an error of the run.
+// sendBase sends a baseline request.
 func (w *worker) sendBase(from time.Time) {
-	status, err := w.base.do()
-	switch {
-	case err != nil:
-		w.errs++
-		if w.firstErr == nil {
-			w.firstErr = fmt.Errorf("baseline: %w", err)
-		}
-		time.Sleep(time.Millisecond)
-	case status < 200 || status > 299:
-		w.non2xx++
-		if w.firstErr == nil {
-			w.firstErr = fmt.Errorf("baseline: status %d", status)
-		}
-	default:
-		w.baseOK++
-		w.baseHist.record(time.Since(from))
-	}
+	w.sendTo(w.base, &w.baseHist, &w.baseOK, "baseline: ", from)
 }

@@ -5,6 +5,8 @@ package h1head
 
 import (
 	"bytes"
+	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 
@@ -87,4 +89,46 @@ func HasToken(v, token string) bool {
 		}
 	}
 	return false
+}
+
+// NextField takes the next field line from rest, the lines of a head after its start line: the field's
+// canonical name, its value without surrounding whitespace, and the lines after it. done is true at the empty
+// line that ends the head; ok is false for a line net/http should judge (a name that is not a token, a value
+// with control characters).
+func NextField(rest string) (k, v, after string, done, ok bool) {
+	line, after, _ := strings.Cut(rest, "\r\n")
+	if line == "" {
+		return "", "", after, true, true
+	}
+	k, v, found := strings.Cut(line, ":")
+	if !found || !IsToken(k) {
+		return "", "", after, false, false
+	}
+	v = strings.Trim(v, " \t")
+	if !ValidFieldValue(v) {
+		return "", "", after, false, false
+	}
+	return textproto.CanonicalMIMEHeaderKey(k), v, after, false, true
+}
+
+// Add adds v to h under k, keeping single values in vals, one backing array for all of them; a repeated field
+// gets a slice of its own, so the shared one stays intact. It returns vals.
+func Add(h http.Header, vals []string, k, v string) []string {
+	vals = append(vals, v)
+	if prior, ok := h[k]; ok {
+		h[k] = append(prior, v)
+	} else {
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return vals
+}
+
+// FixPragma does what net/http does for requests and responses (RFC 7234 §5.4): Pragma: no-cache without
+// Cache-Control means Cache-Control: no-cache.
+func FixPragma(h http.Header) {
+	if p, ok := h["Pragma"]; ok && len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
 }

@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 
@@ -39,20 +38,14 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 
 	hosts := 0
 	for {
-		var l string
-		l, rest, _ = strings.Cut(rest, "\r\n")
-		if l == "" {
+		k, v, after, done, ok := h1head.NextField(rest)
+		if done {
 			break
 		}
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || !h1head.IsToken(k) {
+		if !ok {
 			return vals, false
 		}
-		v = strings.Trim(v, " \t")
-		if !h1head.ValidFieldValue(v) {
-			return vals, false
-		}
-		k = textproto.CanonicalMIMEHeaderKey(k)
+		rest = after
 		switch k {
 		case "Host":
 			hosts++
@@ -74,21 +67,11 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 				r.close = true
 			}
 		}
-		vals = append(vals, v)
-		if prior, ok := h[k]; ok {
-			h[k] = append(prior, v) // a repeated field keeps its own slice; the shared one stays intact
-		} else {
-			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
+		vals = h1head.Add(h, vals, k, v)
 	}
 	if hosts != 1 || !httpguts.ValidHostHeader(r.host) {
 		return vals, false
 	}
-	// RFC 7234 §5.4, as net/http does: Pragma: no-cache without Cache-Control means Cache-Control: no-cache.
-	if p, ok := h["Pragma"]; ok && len(p) > 0 && p[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h1head.FixPragma(h)
 	return vals, true
 }
