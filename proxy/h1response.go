@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/sidetrace/sidetrace/proxy/internal/h1head"
 )
 
@@ -48,7 +50,7 @@ func parseResponseHead(head string, req *http.Request) (*http.Response, int64, b
 		}
 		code = code*10 + int(c-'0')
 	}
-	if code < 200 || (len(status) > 3 && status[3] != ' ') || !h1head.ValidFieldValue(status) {
+	if code < 200 || (len(status) > 3 && status[3] != ' ') || !httpguts.ValidHeaderFieldValue(status) {
 		return nil, 0, false // 1xx and 101 are read by http.ReadResponse
 	}
 	res := &http.Response{
@@ -80,7 +82,7 @@ func parseResponseHead(head string, req *http.Request) (*http.Response, int64, b
 			}
 			res.ContentLength = cl
 		case "Connection":
-			if h1head.HasToken(v, "close") {
+			if httpguts.HeaderValuesContainsToken([]string{v}, "close") {
 				res.Close = true
 			}
 		}

@@ -288,7 +288,6 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 		status = x.res.StatusCode // the upgrade response is written on the hijacked connection
 	}
 	buf := h.p.attrs.get()
-	defer func() { h.p.attrs.put(buf, nil) }()
 	attrs := buf.kv[:0]
 	attrs = append(attrs, AttrOutcome.String(outcome))
 	if status != 0 {
@@ -354,8 +353,8 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 			attrs = append(attrs, telemetry.AttrSamplingReason.String(reason))
 		}
 	}
-	span.SetAttributes(attrs...) // copied: buf can be reused
-	buf.kv = attrs
+	span.SetAttributes(attrs...)
+	h.p.attrs.put(buf, attrs) // the SDK copied them
 	span.End(trace.WithTimestamp(end))
 
 	if l := h.p.opts.AccessLog; l != nil {

@@ -39,29 +39,6 @@ func HeadEnd(buf []byte) int {
 	}
 }
 
-// IsToken reports whether s is a token (RFC 9110 §5.6.2): a method or a field name.
-func IsToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidFieldValue accepts field-content (RFC 9110 §5.5): visible characters, obs-text, SP and HTAB.
-func ValidFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // ParseContentLength accepts 1*DIGIT (RFC 9110 §8.6) that fits in an int64.
 func ParseContentLength(v string) (int64, bool) {
 	if v == "" {
@@ -79,18 +56,6 @@ func ParseContentLength(v string) (int64, bool) {
 	return n, true
 }
 
-// HasToken reports whether the comma-separated list v holds token, case-insensitively.
-func HasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(strings.Trim(t, " \t"), token) {
-			return true
-		}
-	}
-	return false
-}
-
 // NextField takes the next field line from rest, the lines of a head after its start line: the field's
 // canonical name, its value without surrounding whitespace, and the lines after it. done is true at the empty
 // line that ends the head; ok is false for a line net/http should judge (a name that is not a token, a value
@@ -101,11 +66,11 @@ func NextField(rest string) (k, v, after string, done, ok bool) {
 		return "", "", after, true, true
 	}
 	k, v, found := strings.Cut(line, ":")
-	if !found || !IsToken(k) {
+	if !found || !httpguts.ValidHeaderFieldName(k) { // a token (RFC 9110 §5.6.2)
 		return "", "", after, false, false
 	}
 	v = strings.Trim(v, " \t")
-	if !ValidFieldValue(v) {
+	if !httpguts.ValidHeaderFieldValue(v) { // field-content: no control characters but HTAB
 		return "", "", after, false, false
 	}
 	return textproto.CanonicalMIMEHeaderKey(k), v, after, false, true

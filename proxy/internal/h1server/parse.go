@@ -26,7 +26,8 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || !h1head.IsToken(method) || method == http.MethodConnect ||
+	// A method is a token, as a field name is (net/http's validMethod).
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !httpguts.ValidHeaderFieldName(method) || method == http.MethodConnect ||
 		len(target) == 0 || target[0] != '/' {
 		return vals, false
 	}
@@ -63,7 +64,7 @@ func parseHead(head string, r *request, h http.Header, vals []string) ([]string,
 			}
 			r.contentLength = n
 		case "Connection":
-			if h1head.HasToken(v, "close") {
+			if httpguts.HeaderValuesContainsToken([]string{v}, "close") {
 				r.close = true
 			}
 		}

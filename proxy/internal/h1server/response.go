@@ -237,7 +237,7 @@ func (w *response) writeHead(first []byte) {
 		bw.WriteString(http.DetectContentType(first))
 		bw.WriteString("\r\n")
 	}
-	if w.closeAfter && !h1head.HasToken(strings.Join(h["Connection"], ","), "close") {
+	if w.closeAfter && !httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
 		bw.WriteString("Connection: close\r\n")
 	}
 	for k, vs := range h {
