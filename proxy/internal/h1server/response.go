@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"bufio"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -293,10 +294,6 @@ func (w *response) setErr(err error) {
 	w.c.wmu.Unlock()
 }
 
-type stringWriter interface {
-	WriteString(string) (int, error)
-}
-
 var statusLines [600]string
 
 func init() {
@@ -307,7 +304,7 @@ func init() {
 	}
 }
 
-func writeStatusLine(bw stringWriter, code int) {
+func writeStatusLine(bw *bufio.Writer, code int) {
 	if code < len(statusLines) && statusLines[code] != "" {
 		bw.WriteString(statusLines[code])
 		return
@@ -317,7 +314,7 @@ func writeStatusLine(bw stringWriter, code int) {
 
 // writeField writes one field line per value, dropping what net/http drops (an invalid name) and turning
 // CR and LF in values into spaces, as net/http does, so a handler cannot split the response.
-func writeField(bw stringWriter, k string, vs []string) {
+func writeField(bw *bufio.Writer, k string, vs []string) {
 	if !httpguts.ValidHeaderFieldName(k) {
 		return
 	}
