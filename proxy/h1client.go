@@ -88,22 +88,42 @@ func hasBody(r *http.Request) bool {
 // body and is idempotent, as http.Transport does; a request that cannot be retried first checks that the idle
 // connection is still open.
 func (c *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	var info informer
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		info = traceInformer(trace.Got1xxResponse)
+	}
+	return c.do(ctx, r, info)
+}
+
+// informer is told of each informational response but 100 Continue.
+type informer interface {
+	got1xx(code int, h http.Header) error
+}
+
+type traceInformer func(int, textproto.MIMEHeader) error
+
+func (f traceInformer) got1xx(code int, h http.Header) error { return f(code, textproto.MIMEHeader(h)) }
+
+// do is RoundTrip with the context given apart from the request (r.Context() is not consulted), and info
+// told of informational responses (nil: they are skipped).
+func (c *h1Client) do(ctx context.Context, r *http.Request, info informer) (*http.Response, error) {
 	addr := canonicalAddr(r)
 	retryable := !hasBody(r) && isIdempotent(r)
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(r.Context(), addr, !retryable || attempt > 0)
+		pc, err := c.get(ctx, addr, !retryable || attempt > 0)
 		if err != nil {
 			closeBody(r)
 			return nil, err
 		}
-		res, err := c.exchange(r, pc)
+		res, err := c.exchange(ctx, r, pc, info)
 		if err == nil {
 			return res, nil
 		}
 		pc.c.Close()
 		var nothing *nothingReadError
 		if errors.As(err, &nothing) {
-			if pc.reused && retryable && attempt == 0 && r.Context().Err() == nil {
+			if pc.reused && retryable && attempt == 0 && ctx.Err() == nil {
 				continue
 			}
 			err = nothing.err
@@ -123,8 +143,7 @@ func (e *nothingReadError) Unwrap() error { return e.err }
 // aLongTimeAgo is a deadline in the past: setting it unblocks a pending read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *h1Client) exchange(r *http.Request, pc *h1Conn) (*http.Response, error) {
-	ctx := r.Context()
+func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, info informer) (*http.Response, error) {
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(aLongTimeAgo) })
@@ -168,8 +187,8 @@ func (c *h1Client) exchange(r *http.Request, pc *h1Conn) (*http.Response, error)
 			break
 		}
 		// An informational response (103 Early Hints, say): ReverseProxy passes it on through the trace hook.
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil && res.StatusCode != http.StatusContinue {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+		if info != nil && res.StatusCode != http.StatusContinue {
+			if err := info.got1xx(res.StatusCode, res.Header); err != nil {
 				return fail(err)
 			}
 		}

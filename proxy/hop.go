@@ -56,6 +56,7 @@ type hop struct {
 	rp      *httputil.ReverseProxy
 	stats   *HopStats
 	forward bool
+	direct  bool // the target allows the direct path (forward.go) for eligible requests
 }
 
 type exchangeKey struct{}
@@ -73,10 +74,20 @@ type exchange struct {
 	refused     bool
 	plug        plugins.Exchange
 	rw          *responseWriter
+	// attrs collects the span's attributes from the request on; finish hands them to the span in one call
+	// (the SDK copies a span's attribute list each time it grows). attrBuf is their pooled backing array.
+	attrs   []attribute.KeyValue
+	attrBuf *attrBuf
+
+	// The direct path's upstream request (forward.go), kept here to save allocations.
+	out    http.Request
+	outURL url.URL
+	body   noCloseBody
 }
 
 func (p *Proxy) newHop(kind trace.SpanKind, target *url.URL, prop *propagators.Propagator, stats *HopStats) *hop {
 	h := &hop{p: p, kind: kind, target: target, prop: prop, stats: stats, forward: target == nil}
+	h.direct = directTarget(target, p.opts.UpstreamProtocol)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: p.transport,
@@ -135,19 +146,20 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refusal := h.runRequestPlugins(ctx, r, traceID, x)
 	parent = h.p.decisionContext(parent, &x.plug)
 
-	buf := h.p.attrs.get()
-	name, attrs := h.requestAttributes(r, x, buf.kv[:0])
-	attrs = append(attrs, x.plug.Attributes...)
+	// The request's attributes are kept until finish and set with the response's in one call: the SDK copies
+	// a span's attribute list at start and again each time it grows, a kilobyte or two per copy. Samplers
+	// therefore see no attributes at start; none of sidetrace's reads them (per-request decisions are the
+	// plugins', which see the whole request).
+	x.attrBuf = h.p.attrs.get()
+	name, attrs := h.requestAttributes(r, x, x.attrBuf.kv[:0])
+	x.attrs = append(attrs, x.plug.Attributes...)
 	ctx, x.span = h.p.opts.Tracer.Start(parent, name,
 		trace.WithSpanKind(h.kind),
 		trace.WithTimestamp(x.start),
-		trace.WithAttributes(attrs...),
 		trace.WithLinks(links...),
 	)
-	h.p.attrs.put(buf, attrs) // the SDK copied them
 	x.plug.Attributes = x.plug.Attributes[:0]
 	x.rw = &responseWriter{ResponseWriter: w}
-	ctx = context.WithValue(ctx, exchangeKey{}, x)
 
 	defer func() {
 		rec := recover()
@@ -175,7 +187,11 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(x.rw, "sidetrace: request refused by a plugin", http.StatusServiceUnavailable)
 		return
 	}
-	h.rp.ServeHTTP(x.rw, r.WithContext(ctx))
+	if h.direct && !h.p.noDirect && directEligible(r) {
+		h.sendDirect(ctx, r, x)
+		return
+	}
+	h.rp.ServeHTTP(x.rw, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
 }
 
 // parent returns the context the hop's span starts in, and its links: the extracted context is the parent
@@ -242,20 +258,26 @@ func (h *hop) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (h *hop) modifyResponse(res *http.Response) error {
-	x := res.Request.Context().Value(exchangeKey{}).(*exchange)
+	h.responseArrived(res, res.Request.Context().Value(exchangeKey{}).(*exchange))
+	return nil
+}
+
+func (h *hop) responseArrived(res *http.Response, x *exchange) {
 	x.res = res
 	res.Header.Set(CorrelationHeader, x.correlation)
-	return nil
 }
 
 // errorHandler answers upstream failures: 504 when the upstream did not answer in time, 502 when it could not
 // be reached or broke before its response headers; the error is recorded on the span.
 func (h *hop) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	x := r.Context().Value(exchangeKey{}).(*exchange)
+	h.upstreamFailed(r.Context(), w, r.Context().Value(exchangeKey{}).(*exchange), err)
+}
+
+func (h *hop) upstreamFailed(ctx context.Context, w http.ResponseWriter, x *exchange, err error) {
 	x.err = err
 	var timeout *upstreamTimeoutError
 	isTimeout := errors.As(err, &timeout)
-	if r.Context().Err() != nil && !isTimeout {
+	if ctx.Err() != nil && !isTimeout {
 		x.clientGone = true // nobody is left to answer
 		return
 	}
@@ -287,8 +309,7 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	if x.res != nil && x.res.StatusCode == http.StatusSwitchingProtocols {
 		status = x.res.StatusCode // the upgrade response is written on the hijacked connection
 	}
-	buf := h.p.attrs.get()
-	attrs := buf.kv[:0]
+	attrs := x.attrs
 	attrs = append(attrs, AttrOutcome.String(outcome))
 	if status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
@@ -354,7 +375,8 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 		}
 	}
 	span.SetAttributes(attrs...)
-	h.p.attrs.put(buf, attrs) // the SDK copied them
+	h.p.attrs.put(x.attrBuf, attrs) // the SDK copied them
+	x.attrs, x.attrBuf = nil, nil
 	span.End(trace.WithTimestamp(end))
 
 	if l := h.p.opts.AccessLog; l != nil {

@@ -62,6 +62,9 @@ type Proxy struct {
 	hardStop   context.Context
 	cancelHard context.CancelFunc
 	tunnels    sync.WaitGroup
+
+	noDirect bool          // tests: every request through httputil.ReverseProxy
+	directs  atomic.Uint64 // requests that took the direct path, for tests
 }
 
 // Stats counts requests per hop kind.
