@@ -216,18 +216,24 @@ func (h *hop) outgoing(in *http.Request, x *exchange, hdr http.Header) *http.Req
 			if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 				clientIP = strings.Join(prior, ", ") + ", " + clientIP
 			}
-			hdr["X-Forwarded-For"] = []string{clientIP}
+			hdr["X-Forwarded-For"] = x.field(0, clientIP)
 		}
-		hdr["X-Forwarded-Host"] = []string{in.Host}
+		hdr["X-Forwarded-Host"] = x.field(1, in.Host)
 		if in.TLS == nil {
-			hdr["X-Forwarded-Proto"] = []string{"http"}
+			hdr["X-Forwarded-Proto"] = x.field(2, "http")
 		} else {
-			hdr["X-Forwarded-Proto"] = []string{"https"}
+			hdr["X-Forwarded-Proto"] = x.field(2, "https")
 		}
 	}
 	h.prop.Inject(hdr, x.span.SpanContext(), &x.extracted)
-	hdr[CorrelationHeader] = []string{x.correlation}
+	hdr[CorrelationHeader] = x.field(3, x.correlation)
 	return &x.out
+}
+
+// field returns a one-value slice for a header field, stored in x (an append copies it).
+func (x *exchange) field(i int, v string) []string {
+	x.fields[i] = v
+	return x.fields[i : i+1 : i+1]
 }
 
 // copyBody copies the response body as ReverseProxy does with FlushInterval 0: at once for a body of known
@@ -235,7 +241,7 @@ func (h *hop) outgoing(in *http.Request, x *exchange, hdr http.Header) *http.Req
 func (h *hop) copyBody(w *responseWriter, res *http.Response) error {
 	flush := res.ContentLength == -1
 	if !flush {
-		if ct := res.Header["Content-Type"]; len(ct) > 0 && ct[0] != "" {
+		if ct := res.Header["Content-Type"]; len(ct) > 0 && maybeEventStream(ct[0]) {
 			base, _, _ := mime.ParseMediaType(ct[0])
 			flush = base == "text/event-stream"
 		}
@@ -249,8 +255,9 @@ func (h *hop) copyBody(w *responseWriter, res *http.Response) error {
 		defer fw.stop()
 		dst = fw
 	}
-	buf := h.p.buffers.Get()
-	defer h.p.buffers.Put(buf)
+	bp := h.p.buffers.get()
+	defer h.p.buffers.put(bp)
+	buf := *bp
 	for {
 		nr, rerr := res.Body.Read(buf)
 		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
@@ -272,6 +279,13 @@ func (h *hop) copyBody(w *responseWriter, res *http.Response) error {
 			return rerr
 		}
 	}
+}
+
+// maybeEventStream is a cheap first look at a Content-Type, before mime.ParseMediaType (which allocates)
+// confirms: the media type, cased any way, before any parameter.
+func maybeEventStream(ct string) bool {
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }
 
 // flushingWriter flushes after every write, and once from a timer so that the head is not held back by a

@@ -57,6 +57,7 @@ type hop struct {
 	stats   *HopStats
 	forward bool
 	direct  bool // the target allows the direct path (forward.go) for eligible requests
+	kindOpt trace.SpanStartOption
 }
 
 type exchangeKey struct{}
@@ -83,11 +84,13 @@ type exchange struct {
 	out    http.Request
 	outURL url.URL
 	body   noCloseBody
+	fields [4]string // values of the fields the direct path sets, one each
 }
 
 func (p *Proxy) newHop(kind trace.SpanKind, target *url.URL, prop *propagators.Propagator, stats *HopStats) *hop {
 	h := &hop{p: p, kind: kind, target: target, prop: prop, stats: stats, forward: target == nil}
 	h.direct = directTarget(target, p.opts.UpstreamProtocol)
+	h.kindOpt = trace.WithSpanKind(kind)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: p.transport,
@@ -153,11 +156,13 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.attrBuf = h.p.attrs.get()
 	name, attrs := h.requestAttributes(r, x, x.attrBuf.kv[:0])
 	x.attrs = append(attrs, x.plug.Attributes...)
-	ctx, x.span = h.p.opts.Tracer.Start(parent, name,
-		trace.WithSpanKind(h.kind),
-		trace.WithTimestamp(x.start),
-		trace.WithLinks(links...),
-	)
+	opts := [3]trace.SpanStartOption{h.kindOpt, trace.WithTimestamp(x.start)}
+	n := 2
+	if len(links) > 0 {
+		opts[n] = trace.WithLinks(links...)
+		n++
+	}
+	ctx, x.span = h.p.opts.Tracer.Start(parent, name, opts[:n]...)
 	x.plug.Attributes = x.plug.Attributes[:0]
 	x.rw = &responseWriter{ResponseWriter: w}
 

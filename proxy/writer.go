@@ -20,6 +20,17 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
+// get and put are Get and Put without the allocation of a new pointer per Put, for the direct path.
+func (b *bufferPool) get() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	buf := make([]byte, 32<<10)
+	return &buf
+}
+
+func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
+
 // responseWriter records the status and the body bytes sent. http.ResponseController reaches the underlying
 // writer's Hijack, Flush and deadlines through Unwrap.
 type responseWriter struct {

@@ -64,6 +64,7 @@ type conn struct {
 	deadline      time.Time // the read deadline set, zero for none
 	wgone         bool      // the read saw the client leave
 	reqCancel     context.CancelFunc
+	tmpl          http.Request // the request being built (see serveRequest)
 }
 
 func (s *Server) newConn(c net.Conn, base context.Context) *conn {
@@ -226,7 +227,8 @@ func (c *conn) serveRequest(pr *request) (keep bool) {
 		b = &bodyReader{c: c, remaining: pr.contentLength}
 		body = b
 	}
-	req := &http.Request{
+	// The request is built in the connection's template and copied by WithContext: one allocation.
+	c.tmpl = http.Request{
 		Method:        pr.method,
 		URL:           pr.url,
 		Proto:         "HTTP/1.1",
@@ -240,7 +242,7 @@ func (c *conn) serveRequest(pr *request) (keep bool) {
 		RemoteAddr:    c.remote,
 		RequestURI:    pr.target,
 	}
-	req = req.WithContext(ctx)
+	req := c.tmpl.WithContext(ctx)
 	w := &c.res
 	w.reset(c, req)
 	w.closeAfter = pr.close
