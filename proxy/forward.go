@@ -125,7 +125,8 @@ func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	hdr := headerPool.Get().(http.Header)
 	out := h.outgoing(in, x, hdr)
 	w := x.rw
-	res, err := h.p.transport.fast.do(ctx, out, x)
+	ab, _ := w.ResponseWriter.(aborter) // sidetrace's own server: no context.AfterFunc per request
+	res, err := h.p.transport.fast.do(ctx, out, x, ab)
 	clear(hdr)
 	headerPool.Put(hdr)
 	out.Header = nil

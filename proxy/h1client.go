@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/sidetrace/sidetrace/proxy/internal/h1server"
 	"github.com/sidetrace/sidetrace/proxy/internal/rawio"
 )
 
@@ -93,7 +94,7 @@ func (c *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 		info = traceInformer(trace.Got1xxResponse)
 	}
-	return c.do(ctx, r, info)
+	return c.do(ctx, r, info, nil)
 }
 
 // informer is told of each informational response but 100 Continue.
@@ -105,9 +106,11 @@ type traceInformer func(int, textproto.MIMEHeader) error
 
 func (f traceInformer) got1xx(code int, h http.Header) error { return f(code, textproto.MIMEHeader(h)) }
 
-// do is RoundTrip with the context given apart from the request (r.Context() is not consulted), and info
-// told of informational responses (nil: they are skipped).
-func (c *h1Client) do(ctx context.Context, r *http.Request, info informer) (*http.Response, error) {
+// do is RoundTrip with the context given apart from the request (r.Context() is not consulted) and info told
+// of informational responses (nil: they are skipped). ab, when not nil, is the response writer of the
+// server request whose context ctx derives from: it unblocks the exchange when that request is cancelled,
+// in place of context.AfterFunc.
+func (c *h1Client) do(ctx context.Context, r *http.Request, info informer, ab aborter) (*http.Response, error) {
 	addr := canonicalAddr(r)
 	retryable := !hasBody(r) && isIdempotent(r)
 	for attempt := 0; ; attempt++ {
@@ -116,7 +119,7 @@ func (c *h1Client) do(ctx context.Context, r *http.Request, info informer) (*htt
 			closeBody(r)
 			return nil, err
 		}
-		res, err := c.exchange(ctx, r, pc, info)
+		res, err := c.exchange(ctx, r, pc, info, ab)
 		if err == nil {
 			return res, nil
 		}
@@ -143,13 +146,19 @@ func (e *nothingReadError) Unwrap() error { return e.err }
 // aLongTimeAgo is a deadline in the past: setting it unblocks a pending read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, info informer) (*http.Response, error) {
-	stop := func() bool { return true }
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(aLongTimeAgo) })
+func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, info informer, ab aborter) (*http.Response, error) {
+	var w cancelWatch
+	switch {
+	case ab != nil:
+		if !ab.AbortOnCancel(pc.c) {
+			return nil, ctx.Err() // cancelled already
+		}
+		w.ab = ab
+	case ctx.Done() != nil:
+		w.stop = context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(aLongTimeAgo) })
 	}
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		w.end()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -198,11 +207,36 @@ func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, in
 	}
 	reuse := !res.Close && !r.Close
 	if res.Body == http.NoBody {
-		c.release(pc, stop() && reuse)
+		c.release(pc, w.end() && reuse)
 		return res, nil
 	}
-	res.Body = &h1Body{rc: res.Body, pc: pc, client: c, stop: stop, reuse: reuse}
+	res.Body = &h1Body{rc: res.Body, pc: pc, client: c, watch: w, reuse: reuse}
 	return res, nil
+}
+
+// aborter is a server's cheaper context.AfterFunc for the request being served: h1server's response
+// writer sets the deadline of what it is given in the past when the client leaves.
+type aborter interface {
+	AbortOnCancel(d h1server.Deadliner) bool
+	ClearAbort() bool
+}
+
+// cancelWatch unblocks an exchange's connection when its context is cancelled, through the server's
+// aborter or context.AfterFunc.
+type cancelWatch struct {
+	ab   aborter
+	stop func() bool
+}
+
+// end ends the watch and reports whether it had not fired (the connection's deadline is intact).
+func (w cancelWatch) end() bool {
+	switch {
+	case w.ab != nil:
+		return w.ab.ClearAbort()
+	case w.stop != nil:
+		return w.stop()
+	}
+	return true
 }
 
 // writeError is a failure to write the request: nothing of a response was read.
@@ -286,7 +320,7 @@ type h1Body struct {
 	rc     io.ReadCloser
 	pc     *h1Conn
 	client *h1Client
-	stop   func() bool
+	watch  cancelWatch
 	reuse  bool
 	done   bool
 }
@@ -298,10 +332,10 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.done = true
-		b.client.release(b.pc, b.stop() && b.reuse)
+		b.client.release(b.pc, b.watch.end() && b.reuse)
 	} else if err != nil {
 		b.done = true
-		b.stop()
+		b.watch.end()
 		b.pc.c.Close()
 	}
 	return n, err
@@ -310,7 +344,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.stop()
+		b.watch.end()
 		b.pc.c.Close()
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -464,6 +465,34 @@ func TestInbound_ClientAbortMidStream_SpanEnded(t *testing.T) {
 	case <-upstreamDone:
 	case <-time.After(wait):
 		t.Fatal("the upstream request was not cancelled after the client went away")
+	}
+	s := spanNamed(t, rcv.WaitSpans(t, 1, wait), tracepb.Span_SPAN_KIND_SERVER, "GET")
+	checkAttrs(t, s, map[string]any{"sidetrace.outcome": "client_gone"})
+}
+
+// A client that goes away while the upstream has not answered yet ends the upstream request (its connection
+// is closed) and the span, as client_gone.
+func TestInbound_ClientGoneBeforeUpstreamAnswers(t *testing.T) {
+	upstreamDone := make(chan error, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			upstreamDone <- nil
+		case <-time.After(wait):
+			upstreamDone <- errors.New("the upstream request was not cancelled after the client went away")
+		}
+	})
+	rcv := otlptest.NewReceiver(t)
+	sc := sidecartest.Start(t, "SIDETRACE_UPSTREAM="+up.URL, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.Endpoint())
+	c, err := net.Dial("tcp", sc.Addr("inbound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: svc\r\n\r\n")
+	time.Sleep(50 * time.Millisecond) // the request is with the upstream
+	c.Close()
+	if err := <-upstreamDone; err != nil {
+		t.Fatal(err)
 	}
 	s := spanNamed(t, rcv.WaitSpans(t, 1, wait), tracepb.Span_SPAN_KIND_SERVER, "GET")
 	checkAttrs(t, s, map[string]any{"sidetrace.outcome": "client_gone"})

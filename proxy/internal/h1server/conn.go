@@ -64,6 +64,8 @@ type conn struct {
 	deadline      time.Time // the read deadline set, zero for none
 	wgone         bool      // the read saw the client leave
 	reqCancel     context.CancelFunc
+	abortee       Deadliner    // set in the past when the request is cancelled (see response.AbortOnCancel)
+	aborted       bool         // abortee's deadline was set
 	tmpl          http.Request // the request being built (see serveRequest)
 }
 
@@ -321,9 +323,19 @@ func (c *conn) watch(done chan struct{}) {
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		c.wgone = true // EOF or reset: the client is gone
-		if c.reqCancel != nil {
-			c.reqCancel()
-		}
+		c.cancelRequestLocked()
+	}
+}
+
+// cancelRequestLocked cancels the request's context and aborts what the handler asked to (AbortOnCancel).
+// c.wmu is held.
+func (c *conn) cancelRequestLocked() {
+	if c.reqCancel != nil {
+		c.reqCancel()
+	}
+	if c.abortee != nil && !c.aborted {
+		_ = c.abortee.SetDeadline(aLongTimeAgo)
+		c.aborted = true
 	}
 }
 
@@ -332,6 +344,7 @@ func (c *conn) stopWatch() {
 	c.wmu.Lock()
 	state, done := c.wstate, c.wdone
 	c.wstate, c.wdone, c.reqCancel = 0, nil, nil
+	c.abortee, c.aborted = nil, false
 	c.wmu.Unlock()
 	if state == 2 {
 		c.rwc.SetReadDeadline(aLongTimeAgo)

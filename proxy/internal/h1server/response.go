@@ -288,10 +288,39 @@ func (w *response) setErr(err error) {
 	w.err = err
 	w.closeAfter = true
 	w.c.wmu.Lock()
-	if w.c.reqCancel != nil {
-		w.c.reqCancel()
-	}
+	w.c.cancelRequestLocked()
 	w.c.wmu.Unlock()
+}
+
+// Deadliner is what AbortOnCancel aborts: a connection, say.
+type Deadliner interface {
+	SetDeadline(t time.Time) error
+}
+
+// AbortOnCancel arranges for d's deadline to be set in the past when the request's context is cancelled
+// while the handler runs (the client left, or a write to it failed), which unblocks d's reads and writes:
+// what context.AfterFunc(r.Context(), ...) would do, without its allocations. One d at a time; ClearAbort
+// ends it. It reports false, doing nothing, when the context is already cancelled.
+func (w *response) AbortOnCancel(d Deadliner) bool {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if w.req.Context().Err() != nil {
+		return false
+	}
+	c.abortee, c.aborted = d, false
+	return true
+}
+
+// ClearAbort ends AbortOnCancel and reports whether it did so before the deadline was set, as the stop
+// function of context.AfterFunc does.
+func (w *response) ClearAbort() bool {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	stopped := !c.aborted
+	c.abortee, c.aborted = nil, false
+	return stopped
 }
 
 var statusLines [600]string

@@ -414,6 +414,79 @@ func TestFastPath_ClientGoneCancelsTheRequestContext(t *testing.T) {
 	}
 }
 
+// AbortOnCancel: a connection the handler waits on is unblocked when the client leaves, and ClearAbort tells
+// whether that happened.
+func TestFastPath_AbortOnCancel(t *testing.T) {
+	// A silent peer for the handler to wait on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers sync.WaitGroup
+	peers.Add(1)
+	go func() {
+		defer peers.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			peers.Add(1)
+			go func() { defer peers.Done(); io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	defer peers.Wait()
+	defer ln.Close()
+
+	type result struct {
+		readErr error
+		intact  bool
+	}
+	results := make(chan result, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			results <- result{readErr: err}
+			return
+		}
+		defer up.Close()
+		ab := w.(interface {
+			AbortOnCancel(Deadliner) bool
+			ClearAbort() bool
+		})
+		if !ab.AbortOnCancel(up) {
+			results <- result{readErr: errors.New("AbortOnCancel refused a live request")}
+			return
+		}
+		if r.URL.Path == "/quick" {
+			results <- result{intact: ab.ClearAbort()}
+			return
+		}
+		up.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = up.Read(make([]byte, 1))
+		results <- result{readErr: err, intact: ab.ClearAbort()}
+	}), nil)
+
+	c := dial(t, addr)
+	io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+	if r := <-results; !r.intact || r.readErr != nil {
+		t.Errorf("without cancellation: ClearAbort %v (want true), %v", r.intact, r.readErr)
+	}
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(20 * time.Millisecond) // past WatchAfter, so the watch read is the one noticing
+	c.Close()
+	var r result
+	select {
+	case r = <-results:
+	case <-time.After(5 * time.Second): // the handler's own deadline is 10s
+		t.Fatal("the handler's read was not unblocked after the client left")
+	}
+	var ne net.Error
+	if !errors.As(r.readErr, &ne) || !ne.Timeout() || r.intact {
+		t.Errorf("client gone: read gave %v, ClearAbort %v; want a timeout and false", r.readErr, r.intact)
+	}
+}
+
 func TestFastPath_PanicEndsTheConnectionAndIsLogged(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
