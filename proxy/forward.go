@@ -122,13 +122,21 @@ func (noCloseBody) Close() error { return nil }
 // sendDirect sends in to the target and writes the upstream's response to x.rw.
 func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	h.p.directs.Add(1)
-	hdr := headerPool.Get().(http.Header)
-	out := h.outgoing(in, x, hdr)
 	w := x.rw
-	ab, _ := w.ResponseWriter.(aborter) // sidetrace's own server: no context.AfterFunc per request
+	// With sidetrace's own server, the request's header map, which nothing reads after this, becomes the
+	// upstream request's; net/http's server reads its own after the handler (HTTP/1.0 keep-alive), so its
+	// requests get a pooled copy.
+	own, _ := w.ResponseWriter.(ownServer)
+	out := h.outgoing(in, x, own != nil)
+	var ab aborter
+	if own != nil {
+		ab = own
+	}
 	res, err := h.p.transport.fast.do(ctx, out, x, ab)
-	clear(hdr)
-	headerPool.Put(hdr)
+	if own == nil {
+		clear(out.Header)
+		headerPool.Put(out.Header)
+	}
 	out.Header = nil
 	if err != nil {
 		if isHeaderTimeout(err) {
@@ -151,8 +159,12 @@ func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	}
 	removeHopHeaders(res.Header)
 	h.responseArrived(res, x)
-	copyHeader(w.Header(), res.Header)
 	announced := len(res.Trailer)
+	// Without trailers (which would be added to it), the response's header map is sent as it is rather than
+	// copied into the writer's.
+	if own == nil || announced > 0 || !own.UseHeader(res.Header) {
+		copyHeader(w.Header(), res.Header)
+	}
 	if announced > 0 {
 		keys := make([]string, 0, announced)
 		for k := range res.Trailer {
@@ -181,21 +193,37 @@ func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	}
 }
 
+// ownServer is the response writer of sidetrace's own HTTP/1.1 server (internal/h1server).
+type ownServer interface {
+	aborter
+	// UseHeader makes h the response's header map when nothing was set in Header's yet.
+	UseHeader(h http.Header) bool
+}
+
 // outgoing builds the upstream request in x.out: what ReverseProxy's Clone, hop-by-hop removal and this
-// hop's Rewrite produce, with hdr as its header.
-func (h *hop) outgoing(in *http.Request, x *exchange, hdr http.Header) *http.Request {
+// hop's Rewrite produce. With inPlace, in's header map becomes the upstream request's; otherwise a pooled
+// one is filled.
+func (h *hop) outgoing(in *http.Request, x *exchange, inPlace bool) *http.Request {
 	conn := in.Header["Connection"]
-	for k, vv := range in.Header {
-		if isHop(k, conn) {
-			continue
+	te := httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers")
+	prior := in.Header["X-Forwarded-For"]
+	var hdr http.Header
+	if inPlace {
+		hdr = in.Header
+		for k := range hdr {
+			if isHop(k, conn) || isForwarded(k) {
+				delete(hdr, k)
+			}
 		}
-		switch k {
-		case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-			continue
+	} else {
+		hdr = headerPool.Get().(http.Header)
+		for k, vv := range in.Header {
+			if !isHop(k, conn) && !isForwarded(k) {
+				hdr[k] = vv[:len(vv):len(vv)] // shared; an append copies
+			}
 		}
-		hdr[k] = vv[:len(vv):len(vv)] // shared; an append copies
 	}
-	if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
+	if te {
 		hdr["Te"] = teTrailers[:1:1]
 	}
 
@@ -214,7 +242,7 @@ func (h *hop) outgoing(in *http.Request, x *exchange, hdr http.Header) *http.Req
 		x.out.Host = in.Host // as rewrite: the service sees the Host the client sent
 		// SetXForwarded, after rewrite put back the client's X-Forwarded-For.
 		if clientIP, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-			if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			if len(prior) > 0 {
 				clientIP = strings.Join(prior, ", ") + ", " + clientIP
 			}
 			hdr["X-Forwarded-For"] = x.field(0, clientIP)
@@ -229,6 +257,16 @@ func (h *hop) outgoing(in *http.Request, x *exchange, hdr http.Header) *http.Req
 	h.prop.Inject(hdr, x.span.SpanContext(), &x.extracted)
 	hdr[CorrelationHeader] = x.field(3, x.correlation)
 	return &x.out
+}
+
+// isForwarded reports whether k is one of the client's forwarding fields, which a Rewrite ReverseProxy drops
+// before Rewrite.
+func isForwarded(k string) bool {
+	switch k {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
 }
 
 // field returns a one-value slice for a header field, stored in x (an append copies it).

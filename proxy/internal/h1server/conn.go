@@ -41,7 +41,6 @@ type conn struct {
 	rwc      net.Conn
 	io       net.Conn        // rwc's Read and Write without the scheduler's system-call hand-off (see rawio)
 	ctx      context.Context // the connection's, parent of every request's
-	cancel   context.CancelFunc
 	remote   string
 	accepted time.Time
 	state    atomic.Int32
@@ -71,9 +70,10 @@ type conn struct {
 
 func (s *Server) newConn(c net.Conn, base context.Context) *conn {
 	cc := &conn{s: s, rwc: c, io: rawio.Conn(c), remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header, 16)}
-	cc.ctx, cc.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, c.LocalAddr()))
+	// Not cancellable itself: each request's context is cancelled when its handler returns, which is before
+	// the connection ends, and a child of a context without Done costs no lock and no map entry.
+	cc.ctx = context.WithValue(base, http.LocalAddrContextKey, c.LocalAddr())
 	if !s.track(cc, true) {
-		cc.cancel()
 		return nil
 	}
 	return cc
@@ -95,7 +95,6 @@ func (r connReader) Read(p []byte) (int, error) {
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
-		c.cancel()
 		if !handedOff {
 			if c.lingerOnClose {
 				c.linger()

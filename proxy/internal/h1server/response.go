@@ -27,6 +27,7 @@ type response struct {
 	c           *conn
 	req         *http.Request
 	header      http.Header
+	own         http.Header // the connection's header map, reused; header unless UseHeader
 	status      int
 	wroteHead   bool
 	cl          int64 // the declared Content-Length, -1 when none
@@ -42,17 +43,29 @@ type response struct {
 }
 
 func (w *response) reset(c *conn, req *http.Request) {
-	if w.header == nil {
-		w.header = make(http.Header, 16)
+	if w.own == nil {
+		w.own = make(http.Header, 16)
 		w.held = make([]byte, 0, smallBody)
 	}
-	clear(w.header)
-	*w = response{c: c, req: req, header: w.header, held: w.held[:0], trailers: w.trailers[:0], cl: -1,
+	clear(w.own)
+	*w = response{c: c, req: req, header: w.own, own: w.own, held: w.held[:0], trailers: w.trailers[:0], cl: -1,
 		isHead: req.Method == http.MethodHead}
 }
 
 // Header returns the header map sent with WriteHeader.
 func (w *response) Header() http.Header { return w.header }
+
+// UseHeader makes h the response's header map, in place of the connection's, when the head is not written
+// yet and nothing was set in Header's: a proxy hands over its upstream's response header instead of copying
+// it. h is written to as Header's map would be (Transfer-Encoding is removed at WriteHeader). It reports
+// whether h was taken.
+func (w *response) UseHeader(h http.Header) bool {
+	if w.wroteHead || len(w.header) != 0 || h == nil {
+		return false
+	}
+	w.header = h
+	return true
+}
 
 // WriteHeader sends an informational status (1xx but 101) at once; a final one is recorded and sent with the
 // first body bytes, a Flush, or the end of the handler.

@@ -487,6 +487,45 @@ func TestFastPath_AbortOnCancel(t *testing.T) {
 	}
 }
 
+// UseHeader sends the given map as the response's header, and is refused once Header's map has a field.
+func TestFastPath_UseHeader(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := w.(interface{ UseHeader(http.Header) bool })
+		if r.URL.Path == "/refused" {
+			w.Header().Set("X-Own", "1")
+			if u.UseHeader(http.Header{"X-Given": {"1"}}) {
+				t.Error("UseHeader took a map after a field was set")
+			}
+		} else if h := (http.Header{"X-Given": {"a", "b"}, "Content-Type": {"text/x"}}); !u.UseHeader(h) {
+			t.Error("UseHeader refused")
+		} else if w.Header()["X-Given"] == nil {
+			t.Error("Header() is not the map given")
+		}
+		io.WriteString(w, "ok")
+	}), nil)
+	for path, want := range map[string]string{
+		"/given":   "Content-Type: text/x\nX-Given: a\nX-Given: b\n",
+		"/refused": "Content-Type: text/plain; charset=utf-8\nX-Own: 1\n",
+	} {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		var got strings.Builder
+		for _, k := range []string{"Content-Type", "X-Given", "X-Own"} {
+			for _, v := range res.Header[k] {
+				got.WriteString(k + ": " + v + "\n")
+			}
+		}
+		if got.String() != want {
+			t.Errorf("%s: got fields\n%s; want\n%s", path, got.String(), want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
 func TestFastPath_PanicEndsTheConnectionAndIsLogged(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
