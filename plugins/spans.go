@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/sidetrace/sidetrace/internal/yield"
 	"github.com/sidetrace/sidetrace/plugins/internal/abi"
 )
 
@@ -59,9 +59,6 @@ func (h *Host) ProcessSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) 
 	}
 	return out
 }
-
-// spansPerYield is how many spans a span-end hook handles before yielding the CPU.
-const spansPerYield = 32
 
 // spanState is a span's edited copy while it goes through the chain.
 type spanState struct {
@@ -115,23 +112,21 @@ func (g *generation) onSpanEnd(ctx context.Context, states []spanState) {
 			g.pool.put(in)
 		}
 	}()
+	var clock yield.Clock
 	for i := range states {
 		st := &states[i]
 		if st.dropped {
 			continue
 		}
-		if i > 0 && i%spansPerYield == 0 {
-			// Let requests run between chunks of a batch: on one core a batch of hundreds of spans would
-			// otherwise hold the CPU for milliseconds. The instance goes back first, so request hooks of the
-			// same plugin do not wait for it.
+		if clock.Due() {
+			// Let requests run between pieces of a batch: on one core a batch of hundreds of spans would
+			// otherwise hold the CPU for milliseconds (see package yield). The instance goes back first, so
+			// request hooks of the same plugin do not wait for it.
 			if in != nil {
 				g.pool.put(in)
 				in = nil
 			}
-			// A short sleep rather than runtime.Gosched: Gosched puts this goroutine on the global run queue,
-			// which the scheduler takes from before it polls the network, so requests whose bytes have
-			// arrived would still wait for the whole batch. Sleeping lets it poll first.
-			time.Sleep(time.Microsecond)
+			clock.Yield()
 		}
 		err := g.spanEnd(ctx, &in, st)
 		if isTimeout(err) {

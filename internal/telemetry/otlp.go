@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sidetrace/sidetrace/internal/yield"
 )
 
 // OTLPOptions configures an OTLPExporter.
@@ -41,7 +42,7 @@ type OTLPOptions struct {
 // protobuf structs: it writes the ExportTraceServiceRequest straight from the SDK's spans into one reused
 // buffer. With the SDK's exporter the conversion allocated a third of all the objects of a proxied request and,
 // run as one block of a few milliseconds per batch on a single core, delayed the requests behind it. This one
-// yields to them every spansPerYield spans.
+// yields to them every yield.Every of work.
 type OTLPExporter struct {
 	opts     OTLPOptions
 	client   *http.Client
@@ -51,9 +52,6 @@ type OTLPExporter struct {
 	zw       *gzip.Writer
 	shutdown atomic.Bool
 }
-
-// spansPerYield bounds how long encoding holds a CPU before other goroutines (requests) may run.
-const spansPerYield = 32
 
 // NewOTLPExporter returns an exporter posting to opts.URL.
 func NewOTLPExporter(opts OTLPOptions) *OTLPExporter {
@@ -286,8 +284,8 @@ type scopeKey struct {
 }
 
 // appendExportRequest encodes an ExportTraceServiceRequest: spans grouped by resource, then by scope, in the
-// order they first appear. With yield, it lets other goroutines run every spansPerYield spans.
-func appendExportRequest(b []byte, spans []sdktrace.ReadOnlySpan, yield bool) []byte {
+// order they first appear. With yielding, it lets other goroutines run every yield.Every of work.
+func appendExportRequest(b []byte, spans []sdktrace.ReadOnlySpan, yielding bool) []byte {
 	// Usually every span shares one resource and one scope: one pass, no grouping structures.
 	first := -1
 	same := true
@@ -308,7 +306,7 @@ func appendExportRequest(b []byte, spans []sdktrace.ReadOnlySpan, yield bool) []
 		return b
 	}
 	if same {
-		return appendResourceSpans(b, spans[first].Resource(), [][]sdktrace.ReadOnlySpan{spans}, yield)
+		return appendResourceSpans(b, spans[first].Resource(), [][]sdktrace.ReadOnlySpan{spans}, yielding)
 	}
 	var resources []attribute.Distinct
 	byRes := map[attribute.Distinct][]scopeKey{}
@@ -333,13 +331,13 @@ func appendExportRequest(b []byte, spans []sdktrace.ReadOnlySpan, yield bool) []
 		for _, k := range byRes[r] {
 			scopes = append(scopes, groups[k])
 		}
-		b = appendResourceSpans(b, res[r], scopes, yield)
+		b = appendResourceSpans(b, res[r], scopes, yielding)
 	}
 	return b
 }
 
 // appendResourceSpans encodes one ResourceSpans; every span of a scopes element shares its scope.
-func appendResourceSpans(b []byte, res *resource.Resource, scopes [][]sdktrace.ReadOnlySpan, yield bool) []byte {
+func appendResourceSpans(b []byte, res *resource.Resource, scopes [][]sdktrace.ReadOnlySpan, yielding bool) []byte {
 	b, rs := begin(b, fReqResourceSpans)
 	if res != nil {
 		var r int
@@ -349,7 +347,7 @@ func appendResourceSpans(b []byte, res *resource.Resource, scopes [][]sdktrace.R
 		}
 		b = end(b, r)
 	}
-	n := 0
+	var clock yield.Clock
 	for _, spans := range scopes {
 		var ss int
 		b, ss = begin(b, fRSScopeSpans)
@@ -375,12 +373,8 @@ func appendResourceSpans(b []byte, res *resource.Resource, scopes [][]sdktrace.R
 				continue
 			}
 			b = appendSpan(b, s)
-			if n++; yield && n%spansPerYield == 0 {
-				// Gosched lets runnable requests go first; ones whose bytes are still in the netpoller wait
-				// for the rest of the batch (about half a millisecond in all). The plugins' span-end hooks,
-				// longer per span, sleep a microsecond instead, which polls the network but can stretch a
-				// batch to milliseconds on an idle core.
-				runtime.Gosched()
+			if yielding && clock.Due() {
+				clock.Yield() // requests go first, even those still in the network poller (see package yield)
 			}
 		}
 		b = appendString(b, fSSSchemaURL, scope.SchemaURL)
