@@ -4,7 +4,10 @@
 //
 // It builds on net/http/httputil.ReverseProxy with Rewrite, so injected headers survive hop-by-hop stripping,
 // and one ErrorHandler that decides the status for upstream failures (502 unreachable, 504 timeout) and records
-// the error on the span. The listeners serve the common HTTP/1.1 request with a server of their own
+// the error on the span. The common exchange (HTTP/1.x without Upgrade, Expect or a chunked body, to an http://
+// target without a path prefix) takes a direct path instead (forward.go), which does what ReverseProxy does
+// without its per-request copies and is tested against it byte for byte. The listeners serve the common
+// HTTP/1.1 request with a server of their own
 // (internal/h1server) and hand every other connection to net/http's (h2c, upgrades, chunked bodies, the
 // forward proxy's absolute-form requests). Upstream HTTP/1.1 exchanges without a body or with a small one go
 // through a synchronous client of its own (h1client.go; responses parsed by http.ReadResponse), the rest

@@ -21,4 +21,9 @@
 // than a few milliseconds), the copy of the response header at WriteHeader, sorting the fields, and most of
 // the allocations of parsing the head (one string for the whole head, one slice for all values, a header map
 // and writer reused per connection).
+//
+// The response writer has two methods a proxy can use beyond http.ResponseWriter: AbortOnCancel, which sets
+// the deadline of a connection the handler waits on (the upstream's) in the past when the client leaves, as
+// context.AfterFunc on the request's context would without its allocations; and UseHeader, which sends a
+// header map the handler already has (the upstream response's) instead of a copy in the writer's own.
 package h1server
