@@ -48,13 +48,7 @@ func directEligible(r *http.Request) bool {
 	if u.Host != "" || u.Opaque != "" || u.Scheme != "" || !strings.HasPrefix(u.Path, "/") || !cleanQuery(u.RawQuery) {
 		return false
 	}
-	if _, ok := r.Header["Upgrade"]; ok {
-		return false
-	}
-	if _, ok := r.Header["Expect"]; ok {
-		return false
-	}
-	return true
+	return !upgradeOrExpect(r.Header)
 }
 
 // cleanQuery reports whether ReverseProxy would send the query as it is (see its cleanQueryParams): no ';',

@@ -71,13 +71,15 @@ func (c *h1Client) eligible(r *http.Request) bool {
 	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength <= 0 || r.ContentLength > maxFastBody) {
 		return false
 	}
-	if _, ok := r.Header["Upgrade"]; ok {
-		return false
-	}
-	if _, ok := r.Header["Expect"]; ok {
-		return false
-	}
-	return true
+	return !upgradeOrExpect(r.Header)
+}
+
+// upgradeOrExpect reports whether h asks for a protocol upgrade or an interim response (Expect), which the
+// synchronous client and the direct path leave to net/http.
+func upgradeOrExpect(h http.Header) bool {
+	_, up := h["Upgrade"]
+	_, expect := h["Expect"]
+	return up || expect
 }
 
 func hasBody(r *http.Request) bool {

@@ -51,6 +51,7 @@ type OTLPExporter struct {
 	zbuf     bytes.Buffer
 	zw       *gzip.Writer
 	shutdown atomic.Bool
+	noYield  bool // benchmarks: encode in one go, as otlptracehttp does, to compare the work
 }
 
 // NewOTLPExporter returns an exporter posting to opts.URL.
@@ -73,7 +74,7 @@ func (e *OTLPExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.buf = appendExportRequest(e.buf[:0], spans, true)
+	e.buf = appendExportRequest(e.buf[:0], spans, !e.noYield)
 	body := e.buf
 	if e.opts.Gzip {
 		e.zbuf.Reset()
