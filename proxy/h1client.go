@@ -415,11 +415,9 @@ func (c *h1Client) get(ctx context.Context, addr string, check bool) (*h1Conn, e
 		}
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
-		if len(list) == 1 {
-			delete(c.idle, addr)
-		} else {
-			c.idle[addr] = list[:len(list)-1]
-		}
+		// An emptied list stays, so that release appends to it without allocating; the sweep removes the
+		// hosts left with none.
+		c.idle[addr] = list[:len(list)-1]
 		if c.idleTimeout > 0 && now.Sub(pc.idleAt) > c.idleTimeout {
 			pc.c.Close()
 			continue

@@ -85,6 +85,7 @@ type exchange struct {
 	outURL url.URL
 	body   noCloseBody
 	fields [4]string // values of the fields the direct path sets, one each
+	rwv    responseWriter
 }
 
 func (p *Proxy) newHop(kind trace.SpanKind, target *url.URL, prop *propagators.Propagator, stats *HopStats) *hop {
@@ -164,7 +165,8 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, x.span = h.p.opts.Tracer.Start(parent, name, opts[:n]...)
 	x.plug.Attributes = x.plug.Attributes[:0]
-	x.rw = &responseWriter{ResponseWriter: w}
+	x.rwv = responseWriter{ResponseWriter: w}
+	x.rw = &x.rwv
 
 	defer func() {
 		rec := recover()
@@ -269,7 +271,7 @@ func (h *hop) modifyResponse(res *http.Response) error {
 
 func (h *hop) responseArrived(res *http.Response, x *exchange) {
 	x.res = res
-	res.Header.Set(CorrelationHeader, x.correlation)
+	res.Header[CorrelationHeader] = x.field(3, x.correlation) // the upstream's own, if any, is replaced
 }
 
 // errorHandler answers upstream failures: 504 when the upstream did not answer in time, 502 when it could not
