@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"strings"
@@ -20,9 +21,10 @@ import (
 // The direct path forwards the common exchange without httputil.ReverseProxy: an HTTP/1.x request without
 // Upgrade, Expect or a chunked body, to an http:// target without a path prefix, over the synchronous
 // HTTP/1.1 client (h1client.go). It does, step for step, what ReverseProxy with this hop's Rewrite,
-// ModifyResponse and ErrorHandler does, with none of its per-request copies: the request is not cloned, the
-// outgoing header map is pooled and shares the incoming values (never written in place), and no client
-// trace or context is added for 1xx responses. TestDirect_MatchesReverseProxy sends the same requests and
+// ModifyResponse and ErrorHandler does, with none of its per-request copies: the request is not cloned (the
+// header map of a request read by sidetrace's own server becomes the upstream request's; net/http's get a
+// pooled copy sharing the values), the upstream response's header map is handed to the writer, and no client
+// trace or context is added for 1xx responses or cancellation. TestDirect_MatchesReverseProxy sends the same requests and
 // upstream answers through both paths and compares the bytes the upstream and the client get, and the spans.
 // Everything else (gRPC, h2c upstreams, WebSocket and other upgrades, 100-continue, chunked or large request
 // bodies, the forward proxy, targets with a path or query) goes through ReverseProxy.
@@ -94,7 +96,7 @@ func isHop(k string, conn []string) bool {
 	}
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && strings.EqualFold(tok, k) {
+			if tok = textproto.TrimString(tok); tok != "" && strings.EqualFold(tok, k) {
 				return true
 			}
 		}
@@ -358,7 +360,7 @@ func (f *flushingWriter) stop() {
 func removeHopHeaders(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = strings.TrimSpace(sf); sf != "" {
+			if sf = textproto.TrimString(sf); sf != "" {
 				h.Del(sf)
 			}
 		}
