@@ -86,24 +86,6 @@ var hopHeaders = [...]string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// isHop reports whether the field k is removed: a hop-by-hop field, or one that conn (the Connection
-// values) names.
-func isHop(k string, conn []string) bool {
-	for _, hh := range hopHeaders {
-		if k == hh {
-			return true
-		}
-	}
-	for _, v := range conn {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" && strings.EqualFold(tok, k) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // headerPool recycles the outgoing header maps of the direct path.
 var headerPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
@@ -200,24 +182,19 @@ type ownServer interface {
 // hop's Rewrite produce. With inPlace, in's header map becomes the upstream request's; otherwise a pooled
 // one is filled.
 func (h *hop) outgoing(in *http.Request, x *exchange, inPlace bool) *http.Request {
-	conn := in.Header["Connection"]
+	// Read before the removals below, which may edit in.Header itself.
 	te := httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers")
 	prior := in.Header["X-Forwarded-For"]
-	var hdr http.Header
-	if inPlace {
-		hdr = in.Header
-		for k := range hdr {
-			if isHop(k, conn) || isForwarded(k) {
-				delete(hdr, k)
-			}
-		}
-	} else {
+	hdr := in.Header
+	if !inPlace {
 		hdr = headerPool.Get().(http.Header)
 		for k, vv := range in.Header {
-			if !isHop(k, conn) && !isForwarded(k) {
-				hdr[k] = vv[:len(vv):len(vv)] // shared; an append copies
-			}
+			hdr[k] = vv[:len(vv):len(vv)] // shared; an append copies
 		}
+	}
+	removeHopHeaders(hdr)
+	for _, k := range forwardedHeaders {
+		delete(hdr, k)
 	}
 	if te {
 		hdr["Te"] = teTrailers[:1:1]
@@ -255,15 +232,8 @@ func (h *hop) outgoing(in *http.Request, x *exchange, inPlace bool) *http.Reques
 	return &x.out
 }
 
-// isForwarded reports whether k is one of the client's forwarding fields, which a Rewrite ReverseProxy drops
-// before Rewrite.
-func isForwarded(k string) bool {
-	switch k {
-	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-		return true
-	}
-	return false
-}
+// forwardedHeaders are the client's forwarding fields, which a Rewrite ReverseProxy drops before Rewrite.
+var forwardedHeaders = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // field returns a one-value slice for a header field, stored in x (an append copies it).
 func (x *exchange) field(i int, v string) []string {
@@ -356,7 +326,7 @@ func (f *flushingWriter) stop() {
 	f.t.Stop()
 }
 
-// removeHopHeaders removes the hop-by-hop fields of a response, as ReverseProxy does.
+// removeHopHeaders removes the hop-by-hop fields of a request or a response, as ReverseProxy does.
 func removeHopHeaders(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
