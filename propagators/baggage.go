@@ -314,7 +314,10 @@ func (e *Extracted) w3cBaggage() string {
 		if m.props != "" {
 			size += 1 + len(m.props)
 		}
-		if b.Len()+size+1 > bagMaxBytes {
+		if n > 0 {
+			size++ // the comma before it
+		}
+		if b.Len()+size > bagMaxBytes {
 			break
 		}
 		if n > 0 {
