@@ -424,7 +424,8 @@ var piiCorpus = []string{
 	"123-45-0000", "123-45-6789-12-345-67-8901", "Bearer abc", "BEARER abc==", "bearer  a/b+c~d.e-f_g=== tail", "Bearer\n",
 	"Bearer ==", "token Bearer, x", "eyJabcd.efgh.", "eyJabc.efgh.ijk", "xeyJabcd.efgh.ijkl", "eyJabcd.efgh.ijkl-_ x eyJaaaa.bbbb.",
 	"https://u:p@h.io/p?secret=1&Token=2&apikey=3&monkey=4&keys=5&a=b#k=v", "/p?x=1&pwd=2", "a=1&b", "?password=&x", "no=query=here",
-	"http://h/a?b=c", "&&password=1&&", "a@b.io 4111 1111 1111 1111 078-05-1120 Bearer x " + jwtSample,
+	"http://h/a?b=c", "&&password=1&&", "/p?PassWord=1&API_KEY=2&TOKENS=3&kee=4", "/p?api\u212Aey=1&\u212Aey2=2", "/p?\u0130token=1&\u017Fecret=2&pw\u0130d=3",
+	"?ke=1&y=2&key", "/p?s\u00E9cret=1&secret\u00E9=2", "a@b.io 4111 1111 1111 1111 078-05-1120 Bearer x " + jwtSample,
 	strings.Repeat("a@b.io ", 30), strings.Repeat("4111111111111111 ", 10), strings.Repeat("é", 50) + "a@b.io",
 }
 

@@ -3,6 +3,8 @@
 //! The default detectors are hand-written scanners with the semantics of the Go version's
 //! regular expressions; patterns from the config run on the SDK's RE2-compatible engine.
 
+use std::borrow::Cow;
+
 use sidetrace::json::{self, Json};
 use sidetrace::regex::Regex;
 use sidetrace::{Plugin, Span, Value};
@@ -17,7 +19,7 @@ const DEFAULT_MAX_VALUE_BYTES: i64 = 16384;
 const TRUNCATED: &str = "[TRUNCATED]";
 
 struct Redactor {
-    keys: Vec<(String, &'static str)>, // attribute key -> marker kind ("" for URL attributes)
+    keys: Vec<(String, &'static str)>, // attribute key -> marker kind ("" for URL attributes), in key_order
     patterns: Vec<(String, Regex)>,
     typed: bool,
     max_bytes: i64, // < 0: no limit
@@ -100,6 +102,7 @@ fn parse(raw: &[u8]) -> Result<Redactor, String> {
         }
         r.set_key(k, "key");
     }
+    r.keys.sort_by(|a, b| key_order(&a.0, &b.0));
     patterns.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, p) in patterns {
         let re = Regex::new(&p).map_err(|e| bad(&(String::from("patterns.") + &name + ": " + &e)))?;
@@ -126,7 +129,7 @@ impl Redactor {
 
     /// The redacted value of attribute key, if it changed.
     fn value(&self, key: &str, v: &Value) -> Option<Value> {
-        let kind = self.keys.iter().find(|(k, _)| k == key).map(|e| e.1);
+        let kind = self.keys.binary_search_by(|(k, _)| key_order(k, key)).ok().map(|i| self.keys[i].1);
         if let Some(kind) = kind.filter(|k| !k.is_empty()) {
             return Some(match v {
                 Value::StringSlice(ss) => Value::StringSlice(ss.iter().map(|_| self.marker(kind)).collect()),
@@ -153,19 +156,21 @@ impl Redactor {
         }
     }
 
-    /// Redacts one string value; is_url: the value is a URL or query string.
+    /// Redacts one string value; is_url: the value is a URL or query string. The value is copied only
+    /// once a detector changes it: most values have nothing to redact.
     fn text(&self, is_url: bool, orig: &str) -> Option<String> {
-        let mut s = String::from(orig);
+        let mut s = Cow::Borrowed(orig);
         if self.max_bytes > 0 && s.len() as i64 > self.max_bytes {
             let mut cut = self.max_bytes as usize;
             while cut > 0 && !s.is_char_boundary(cut) {
                 cut -= 1;
             }
-            s.truncate(cut);
-            s.push_str(TRUNCATED);
+            s = Cow::Owned(String::from(&orig[..cut]) + TRUNCATED);
         }
         if is_url && s.contains('=') {
-            s = self.query(&s);
+            if let Some(q) = self.query(&s) {
+                s = Cow::Owned(q);
+            }
         }
         // One pass decides which detectors can match at all.
         let (mut digits, mut at, mut dash, mut dot, mut space, mut b, mut j) = (0, false, false, false, false, false, false);
@@ -182,32 +187,41 @@ impl Redactor {
             }
         }
         if dot && j && s.contains("eyJ") {
-            s = self.jwts(&s);
+            if let Some(c) = self.jwts(&s) {
+                s = Cow::Owned(c);
+            }
         }
         if b && space && contains_fold(&s, "bearer") {
-            s = self.bearers(&s);
+            if let Some(c) = self.bearers(&s) {
+                s = Cow::Owned(c);
+            }
         }
         if at {
-            s = self.emails(&s);
+            if let Some(c) = self.emails(&s) {
+                s = Cow::Owned(c);
+            }
         }
         if digits >= 13 {
-            s = self.cards(&s);
+            if let Some(c) = self.cards(&s) {
+                s = Cow::Owned(c);
+            }
         }
         if dash && digits >= 9 {
-            s = self.ssns(&s);
+            if let Some(c) = self.ssns(&s) {
+                s = Cow::Owned(c);
+            }
         }
         for (name, re) in &self.patterns {
-            s = re.replace_all(&s, &self.marker(name));
+            s = Cow::Owned(re.replace_all(&s, &self.marker(name)));
         }
-        if s == orig {
-            None
-        } else {
-            Some(s)
+        match s {
+            Cow::Owned(s) if s != orig => Some(s),
+            _ => None,
         }
     }
 
     /// JSON Web Tokens: \beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*
-    fn jwts(&self, s: &str) -> String {
+    fn jwts(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let run = |mut i: usize| {
             while i < b.len() && is_jwt(b[i]) {
@@ -232,7 +246,7 @@ impl Redactor {
     }
 
     /// Bearer tokens: (?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=* becomes "$1 [REDACTED:bearer]".
-    fn bearers(&self, s: &str) -> String {
+    fn bearers(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let marker = self.marker("bearer");
         let mut out = String::new();
@@ -251,14 +265,14 @@ impl Redactor {
             i += 1;
         }
         if last == 0 {
-            return String::from(s);
+            return None;
         }
         out.push_str(&s[last..]);
-        out
+        Some(out)
     }
 
     /// US social security numbers: \b(\d{3})-(\d{2})-(\d{4})\b, unless never issued.
-    fn ssns(&self, s: &str) -> String {
+    fn ssns(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         replace_scan(s, &self.marker("ssn"), |i| {
             if i > 0 && is_word(b[i - 1]) {
@@ -283,7 +297,7 @@ impl Redactor {
     }
 
     /// Email addresses, as the Go version's scanner.
-    fn emails(&self, s: &str) -> String {
+    fn emails(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let mut out = String::new();
         let mut last = 0;
@@ -308,14 +322,14 @@ impl Redactor {
             at = s[i + 1..].find('@').map(|n| i + 1 + n);
         }
         if last == 0 {
-            return String::from(s);
+            return None;
         }
         out.push_str(&s[last..]);
-        out
+        Some(out)
     }
 
     /// Runs of 13 to 19 digits, optionally grouped by single spaces or dashes, passing Luhn.
-    fn cards(&self, s: &str) -> String {
+    fn cards(&self, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let mut out = String::new();
         let mut last = 0;
@@ -347,17 +361,17 @@ impl Redactor {
             i = end.max(i + 1);
         }
         if last == 0 {
-            return String::from(s);
+            return None;
         }
         out.push_str(&s[last..]);
-        out
+        Some(out)
     }
 
-    /// Values of secret-like query parameters in a URL or query string.
-    fn query(&self, s: &str) -> String {
+    /// Values of secret-like query parameters in a URL or query string; None if there are none.
+    fn query(&self, s: &str) -> Option<String> {
         let (prefix, mut q) = match s.find('?') {
             Some(i) => (&s[..i + 1], &s[i + 1..]),
-            None if s.contains("://") || s.starts_with('/') => return String::from(s),
+            None if s.contains("://") || s.starts_with('/') => return None,
             None => ("", s),
         };
         let mut suffix = "";
@@ -365,27 +379,30 @@ impl Redactor {
             suffix = &q[i..];
             q = &q[..i];
         }
-        let mut changed = false;
+        let secret = |p: &str| matches!(p.split_once('='), Some((name, _)) if secret_param(name));
+        if !q.split('&').any(secret) {
+            return None;
+        }
         let parts: Vec<String> = q
             .split('&')
             .map(|p| match p.split_once('=') {
-                Some((name, _)) if secret_param(name) => {
-                    changed = true;
-                    String::from(name) + "=" + &self.marker("param")
-                }
+                Some((name, _)) if secret_param(name) => String::from(name) + "=" + &self.marker("param"),
                 _ => String::from(p),
             })
             .collect();
-        if !changed {
-            return String::from(s);
-        }
-        String::from(prefix) + &parts.join("&") + suffix
+        Some(String::from(prefix) + &parts.join("&") + suffix)
     }
 }
 
+/// The order of Redactor.keys: by length, then bytes, so that a lookup compares the bytes of keys
+/// of the same length only.
+fn key_order(a: &str, b: &str) -> core::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// replace_scan replaces non-overlapping matches found left to right: at(i) says whether a
-/// match starts at byte i, where it ends and whether to replace it with marker.
-fn replace_scan(s: &str, marker: &str, mut at: impl FnMut(usize) -> Option<(usize, bool)>) -> String {
+/// match starts at byte i, where it ends and whether to replace it with marker. None: nothing replaced.
+fn replace_scan(s: &str, marker: &str, mut at: impl FnMut(usize) -> Option<(usize, bool)>) -> Option<String> {
     let mut out = String::new();
     let mut last = 0;
     let mut i = 0;
@@ -404,10 +421,10 @@ fn replace_scan(s: &str, marker: &str, mut at: impl FnMut(usize) -> Option<(usiz
         i += 1;
     }
     if !any {
-        return String::from(s);
+        return None;
     }
     out.push_str(&s[last..]);
-    out
+    Some(out)
 }
 
 fn bearer_at(b: &[u8], i: usize) -> Option<usize> {
@@ -485,9 +502,17 @@ fn luhn(s: &[u8]) -> bool {
     sum % 10 == 0
 }
 
+/// Whether a query parameter name looks like a secret's, compared in lower case. An ASCII name is
+/// compared without lowering a copy; any other goes through to_lowercase, where for instance the
+/// Kelvin sign becomes a 'k', as in Go's strings.ToLower.
 fn secret_param(name: &str) -> bool {
+    const WORDS: [&str; 5] = ["password", "passwd", "pwd", "secret", "token"];
+    if name.is_ascii() {
+        let b = name.as_bytes();
+        return WORDS.iter().any(|w| contains_fold(name, w)) || (b.len() >= 3 && b[b.len() - 3..].eq_ignore_ascii_case(b"key"));
+    }
     let n = name.to_lowercase();
-    ["password", "passwd", "pwd", "secret", "token"].iter().any(|w| n.contains(w)) || n.ends_with("key")
+    WORDS.iter().any(|w| n.contains(w)) || n.ends_with("key")
 }
 
 /// Whether s contains the lower-case ASCII word w in any case.
