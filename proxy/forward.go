@@ -110,7 +110,7 @@ func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	if own != nil {
 		ab = own
 	}
-	res, err := h.p.transport.fast.do(ctx, out, x, ab)
+	res, err := h.p.transport.fast.do(ctx, out, x, ab, &x.resp)
 	if own == nil {
 		clear(out.Header)
 		headerPool.Put(out.Header)

@@ -96,7 +96,7 @@ func (c *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 		info = traceInformer(trace.Got1xxResponse)
 	}
-	return c.do(ctx, r, info, nil)
+	return c.do(ctx, r, info, nil, nil)
 }
 
 // informer is told of each informational response but 100 Continue.
@@ -111,8 +111,8 @@ func (f traceInformer) got1xx(code int, h http.Header) error { return f(code, te
 // do is RoundTrip with the context given apart from the request (r.Context() is not consulted) and info told
 // of informational responses (nil: they are skipped). ab, when not nil, is the response writer of the
 // server request whose context ctx derives from: it unblocks the exchange when that request is cancelled,
-// in place of context.AfterFunc.
-func (c *h1Client) do(ctx context.Context, r *http.Request, info informer, ab aborter) (*http.Response, error) {
+// in place of context.AfterFunc. st, when not nil, is where a common response is built (readResponseFast).
+func (c *h1Client) do(ctx context.Context, r *http.Request, info informer, ab aborter, st *responseStore) (*http.Response, error) {
 	addr := canonicalAddr(r)
 	retryable := !hasBody(r) && isIdempotent(r)
 	for attempt := 0; ; attempt++ {
@@ -121,7 +121,7 @@ func (c *h1Client) do(ctx context.Context, r *http.Request, info informer, ab ab
 			closeBody(r)
 			return nil, err
 		}
-		res, err := c.exchange(ctx, r, pc, info, ab)
+		res, err := c.exchange(ctx, r, pc, info, ab, st)
 		if err == nil {
 			return res, nil
 		}
@@ -148,7 +148,7 @@ func (e *nothingReadError) Unwrap() error { return e.err }
 // aLongTimeAgo is a deadline in the past: setting it unblocks a pending read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, info informer, ab aborter) (*http.Response, error) {
+func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, info informer, ab aborter, st *responseStore) (*http.Response, error) {
 	var w cancelWatch
 	switch {
 	case ab != nil:
@@ -188,7 +188,7 @@ func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, in
 			return fail(&nothingReadError{err})
 		}
 		var ok bool
-		if res, ok = readResponseFast(pc.br, r); !ok {
+		if res, ok = readResponseFast(pc.br, r, st); !ok {
 			var err error
 			if res, err = http.ReadResponse(pc.br, r); err != nil {
 				return fail(err)
@@ -212,7 +212,14 @@ func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, in
 		c.release(pc, w.end() && reuse)
 		return res, nil
 	}
-	res.Body = &h1Body{rc: res.Body, pc: pc, client: c, watch: w, reuse: reuse}
+	var b *h1Body
+	if st != nil {
+		b = &st.wrap
+	} else {
+		b = new(h1Body)
+	}
+	*b = h1Body{rc: res.Body, pc: pc, client: c, watch: w, reuse: reuse}
+	res.Body = b
 	return res, nil
 }
 

@@ -15,28 +15,46 @@ import (
 // well-formed fields, a body of declared length (or none by status or method), no Transfer-Encoding and no
 // Trailer. It reports false, having consumed nothing, for anything else, which http.ReadResponse then reads.
 // It builds what http.ReadResponse builds for the same bytes (FuzzReadResponseFast compares the two) with one
-// string for the whole head and one slice for the values.
-func readResponseFast(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+// string for the whole head and one slice for the values. st, when not nil, holds the response, its body and
+// (for up to len(st.vals) fields) its values.
+func readResponseFast(br *bufio.Reader, req *http.Request, st *responseStore) (*http.Response, bool) {
 	buf, _ := br.Peek(br.Buffered())
 	n := h1head.HeadEnd(buf)
 	if n <= 0 {
 		return nil, false
 	}
-	res, bodyLen, ok := parseResponseHead(string(buf[:n]), req)
+	res, bodyLen, ok := parseResponseHead(string(buf[:n]), req, st)
 	if !ok {
 		return nil, false
 	}
 	br.Discard(n)
 	if bodyLen > 0 {
-		res.Body = &lengthBody{br: br, remaining: bodyLen}
+		var b *lengthBody
+		if st != nil {
+			b = &st.body
+		} else {
+			b = new(lengthBody)
+		}
+		*b = lengthBody{br: br, remaining: bodyLen}
+		res.Body = b
 	} else {
 		res.Body = http.NoBody
 	}
 	return res, true
 }
 
-// parseResponseHead returns the response and the length of its body (0 for none).
-func parseResponseHead(head string, req *http.Request) (*http.Response, int64, bool) {
+// responseStore is room for one response's objects in a caller's per-request state (the direct path's
+// exchange), so that reading a common response allocates only its head string and header map. Nothing in it
+// is reused for another response.
+type responseStore struct {
+	res  http.Response
+	body lengthBody
+	wrap h1Body
+	vals [8]string
+}
+
+// parseResponseHead returns the response and the length of its body (0 for none); st as for readResponseFast.
+func parseResponseHead(head string, req *http.Request, st *responseStore) (*http.Response, int64, bool) {
 	line, rest, _ := strings.Cut(head, "\r\n")
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok || proto != "HTTP/1.1" || len(status) < 3 {
@@ -53,13 +71,24 @@ func parseResponseHead(head string, req *http.Request) (*http.Response, int64, b
 	if code < 200 || (len(status) > 3 && status[3] != ' ') || !httpguts.ValidHeaderFieldValue(status) {
 		return nil, 0, false // 1xx and 101 are read by http.ReadResponse
 	}
-	res := &http.Response{
+	var res *http.Response
+	if st != nil {
+		res = &st.res
+	} else {
+		res = new(http.Response)
+	}
+	*res = http.Response{
 		Status: status, StatusCode: code, Proto: proto, ProtoMajor: 1, ProtoMinor: 1,
 		ContentLength: -1, Request: req,
 	}
 	nfields := strings.Count(rest, "\r\n") - 1
 	h := make(http.Header, nfields)
-	vals := make([]string, 0, nfields)
+	var vals []string
+	if st != nil && nfields <= len(st.vals) {
+		vals = st.vals[:0:nfields]
+	} else {
+		vals = make([]string, 0, nfields)
+	}
 	for {
 		k, v, after, done, ok := h1head.NextField(rest)
 		if done {

@@ -28,20 +28,37 @@ var responseSeeds = []string{
 }
 
 // The fast path takes a subset of the responses http.ReadResponse takes, and builds the same response and
-// body from them.
+// body from them, with or without a responseStore (one left dirty by an earlier response, to show that
+// nothing of it carries over).
 func FuzzReadResponseFast(f *testing.F) {
 	for _, s := range responseSeeds {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
+	}
+	dirty := func() *responseStore {
+		st := new(responseStore)
+		br := bufio.NewReader(strings.NewReader("HTTP/1.1 201 Made\r\nA: 1\r\nB: 2\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"))
+		br.Peek(1)
+		if _, ok := readResponseFast(br, &http.Request{Method: http.MethodGet}, st); !ok {
+			f.Fatal("the dirtying response was not taken")
+		}
+		return st
 	}
 	f.Fuzz(func(t *testing.T, data []byte, head bool) {
 		req := &http.Request{Method: http.MethodGet}
 		if head {
 			req.Method = http.MethodHead
 		}
-		br := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
-		br.Peek(1)
-		got, ok := readResponseFast(br, req)
+		fast := func(st *responseStore) (*http.Response, bool) {
+			br := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+			br.Peek(1)
+			return readResponseFast(br, req, st)
+		}
+		got, ok := fast(nil)
+		stored, storedOK := fast(dirty())
+		if ok != storedOK {
+			t.Fatalf("response %q: taken %v without a store, %v with one", data, ok, storedOK)
+		}
 		if !ok {
 			return
 		}
@@ -49,14 +66,21 @@ func FuzzReadResponseFast(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the fast path took %q, http.ReadResponse refuses it: %v", data, err)
 		}
-		gotBody, gotErr := io.ReadAll(got.Body)
-		wantBody, wantErr := io.ReadAll(want.Body)
-		g := []any{got.Status, got.StatusCode, got.Proto, got.ProtoMajor, got.ProtoMinor, got.Header, got.ContentLength, got.Close, got.TransferEncoding, got.Trailer, got.Body == http.NoBody, string(gotBody), gotErr}
-		w := []any{want.Status, want.StatusCode, want.Proto, want.ProtoMajor, want.ProtoMinor, want.Header, want.ContentLength, want.Close, want.TransferEncoding, want.Trailer, want.Body == http.NoBody, string(wantBody), wantErr}
-		if !reflect.DeepEqual(g, w) {
+		w := responseFields(want)
+		if g := responseFields(got); !reflect.DeepEqual(g, w) {
 			t.Fatalf("response %q:\nfast path    %#v\nReadResponse %#v", data, g, w)
 		}
+		if g := responseFields(stored); !reflect.DeepEqual(g, w) {
+			t.Fatalf("response %q:\nfast path, stored %#v\nReadResponse      %#v", data, g, w)
+		}
 	})
+}
+
+// responseFields reads res's body and returns what the fast path must get right.
+func responseFields(res *http.Response) []any {
+	body, err := io.ReadAll(res.Body)
+	return []any{res.Status, res.StatusCode, res.Proto, res.ProtoMajor, res.ProtoMinor, res.Header, res.ContentLength, res.Close,
+		res.TransferEncoding, res.Trailer, res.Uncompressed, res.TLS, res.Body == http.NoBody, string(body), err}
 }
 
 func TestReadResponseFast_Seeds(t *testing.T) {
@@ -64,7 +88,7 @@ func TestReadResponseFast_Seeds(t *testing.T) {
 	for _, s := range responseSeeds {
 		br := bufio.NewReader(strings.NewReader(s))
 		br.Peek(1)
-		if _, ok := readResponseFast(br, &http.Request{Method: http.MethodGet}); ok {
+		if _, ok := readResponseFast(br, &http.Request{Method: http.MethodGet}, nil); ok {
 			took = append(took, s[:strings.Index(s, "\r\n")])
 		}
 	}
@@ -94,7 +118,7 @@ func BenchmarkReadResponse(b *testing.B) {
 				br.Peek(1)
 				var res *http.Response
 				if fast {
-					res, _ = readResponseFast(br, req)
+					res, _ = readResponseFast(br, req, nil)
 				} else {
 					res, _ = http.ReadResponse(br, req)
 				}

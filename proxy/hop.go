@@ -62,6 +62,31 @@ type hop struct {
 
 type exchangeKey struct{}
 
+// hopContext is the context a hop's span starts in: the request's (with the remote parent, if any), answering
+// the exchange's own keys from the exchange where a context.WithValue each would cost one or two allocations per
+// request: the exchange itself (for the ReverseProxy callbacks), the trace id chosen for a new trace and a
+// plugin's sampling decision. Any other key goes to the parent, as with a context.WithValue.
+type hopContext struct {
+	context.Context
+	x *exchange
+}
+
+func (c *hopContext) Value(key any) any {
+	switch key.(type) {
+	case exchangeKey:
+		return c.x
+	case telemetry.TraceIDKey:
+		if c.x.newTrace.IsValid() {
+			return &c.x.newTrace
+		}
+	case sampling.DecisionKey:
+		if c.x.decision != sampling.NoOpinion {
+			return c.x.decision
+		}
+	}
+	return c.Context.Value(key)
+}
+
 // exchange is one request's state, from the hop's handler through the ReverseProxy callbacks.
 type exchange struct {
 	start       time.Time
@@ -79,12 +104,22 @@ type exchange struct {
 	// (the SDK copies a span's attribute list each time it grows). attrBuf is their pooled backing array.
 	attrs   []attribute.KeyValue
 	attrBuf *attrBuf
+	// hctx is the span's parent context; newTrace and decision are what it answers for the ID generator and
+	// the samplers (zero: none).
+	hctx     hopContext
+	newTrace trace.TraceID
+	decision sampling.Decision
+	// The span's start and end options, kept here: a variadic slice passed to an interface method (Tracer.Start,
+	// Span.End) escapes, so a local one would be an allocation each.
+	startOpts [3]trace.SpanStartOption
+	endOpts   [1]trace.SpanEndOption
 
 	// The direct path's upstream request (forward.go), kept here to save allocations.
 	out    http.Request
 	outURL url.URL
 	body   noCloseBody
 	fields [4]string // values of the fields the direct path sets, one each
+	resp   responseStore
 	rwv    responseWriter
 }
 
@@ -143,12 +178,16 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	traceID := trace.SpanContextFromContext(parent).TraceID()
 	if !traceID.IsValid() {
 		traceID = telemetry.NewTraceID()
-		parent = telemetry.ContextWithTraceID(parent, traceID)
+		x.newTrace = traceID
 	}
 
 	// Plugins see the request before the span starts, so their sampling decision sets the span's sampled flag.
 	refusal := h.runRequestPlugins(ctx, r, traceID, x)
-	parent = h.p.decisionContext(parent, &x.plug)
+	if x.plug.Decision != plugins.NoOpinion {
+		x.decision = sampling.Decision(x.plug.Decision)
+	}
+	x.hctx = hopContext{Context: parent, x: x}
+	parent = &x.hctx
 
 	// The request's attributes are kept until finish and set with the response's in one call: the SDK copies
 	// a span's attribute list at start and again each time it grows, a kilobyte or two per copy. Samplers
@@ -157,13 +196,13 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.attrBuf = h.p.attrs.get()
 	name, attrs := h.requestAttributes(r, x, x.attrBuf.kv[:0])
 	x.attrs = append(attrs, x.plug.Attributes...)
-	opts := [3]trace.SpanStartOption{h.kindOpt, trace.WithTimestamp(x.start)}
+	x.startOpts[0], x.startOpts[1] = h.kindOpt, trace.WithTimestamp(x.start)
 	n := 2
 	if len(links) > 0 {
-		opts[n] = trace.WithLinks(links...)
+		x.startOpts[n] = trace.WithLinks(links...)
 		n++
 	}
-	ctx, x.span = h.p.opts.Tracer.Start(parent, name, opts[:n]...)
+	ctx, x.span = h.p.opts.Tracer.Start(parent, name, x.startOpts[:n]...)
 	x.plug.Attributes = x.plug.Attributes[:0]
 	x.rwv = responseWriter{ResponseWriter: w}
 	x.rw = &x.rwv
@@ -198,7 +237,7 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.sendDirect(ctx, r, x)
 		return
 	}
-	h.rp.ServeHTTP(x.rw, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
+	h.rp.ServeHTTP(x.rw, r.WithContext(ctx)) // ctx answers exchangeKey (hopContext)
 }
 
 // parent returns the context the hop's span starts in, and its links: the extracted context is the parent
@@ -384,7 +423,8 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	span.SetAttributes(attrs...)
 	h.p.attrs.put(x.attrBuf, attrs) // the SDK copied them
 	x.attrs, x.attrBuf = nil, nil
-	span.End(trace.WithTimestamp(end))
+	x.endOpts[0] = trace.WithTimestamp(end)
+	span.End(x.endOpts[:]...)
 
 	if l := h.p.opts.AccessLog; l != nil {
 		sc := span.SpanContext()

@@ -29,7 +29,6 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/sidetrace/sidetrace/internal/sampling"
 	"github.com/sidetrace/sidetrace/plugins"
 	"github.com/sidetrace/sidetrace/propagators"
 	"github.com/sidetrace/sidetrace/proxy/internal/h1server"
@@ -178,13 +177,6 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.s.Shutdown(ctx) 
 
 // Close closes the listeners and every connection.
 func (s *Server) Close() error { return s.s.Close() }
-
-func (p *Proxy) decisionContext(ctx context.Context, x *plugins.Exchange) context.Context {
-	if x.Decision == plugins.NoOpinion {
-		return ctx
-	}
-	return sampling.ContextWithDecision(ctx, sampling.Decision(x.Decision))
-}
 
 func splitHostPort(hostport, scheme string) (string, int) {
 	host, port, err := net.SplitHostPort(hostport)

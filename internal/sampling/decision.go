@@ -25,12 +25,14 @@ const AttrReason = "sidetrace.sampling.reason"
 // ReasonPlugin is the AttrReason value for spans sampled because a plugin said so.
 const ReasonPlugin = "plugin"
 
-type decisionKey struct{}
+// DecisionKey is the context key of a Decision (ContextWithDecision), for a context type of the caller's
+// own that answers it without a context.WithValue.
+type DecisionKey struct{}
 
 // ContextWithDecision returns a copy of ctx carrying d. Pass it to tracer.Start: every sampler built by
 // New honours it before its own logic, so a plugin decision always wins over the configured sampler.
 func ContextWithDecision(ctx context.Context, d Decision) context.Context {
-	return context.WithValue(ctx, decisionKey{}, d)
+	return context.WithValue(ctx, DecisionKey{}, d)
 }
 
 // decisionFromContext returns the decision stored by ContextWithDecision, or NoOpinion.
@@ -38,7 +40,7 @@ func decisionFromContext(ctx context.Context) Decision {
 	if ctx == nil {
 		return NoOpinion
 	}
-	d, _ := ctx.Value(decisionKey{}).(Decision)
+	d, _ := ctx.Value(DecisionKey{}).(Decision)
 	if d > RecordAndSample {
 		return NoOpinion
 	}

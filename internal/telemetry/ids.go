@@ -12,11 +12,14 @@ import (
 // of a new trace early, so that plugins deciding on it and the span agree.
 type IDGenerator struct{}
 
-type traceIDKey struct{}
+// TraceIDKey is the context key of a trace id chosen before the span starts. Its value is a trace.TraceID
+// or a *trace.TraceID: a context type of the caller's own that keeps the id in a struct it already has
+// answers with a pointer, which costs no allocation (see ContextWithTraceID for the simple way).
+type TraceIDKey struct{}
 
 // ContextWithTraceID makes the next root span started with ctx use id.
 func ContextWithTraceID(ctx context.Context, id trace.TraceID) context.Context {
-	return context.WithValue(ctx, traceIDKey{}, id)
+	return context.WithValue(ctx, TraceIDKey{}, id)
 }
 
 // NewTraceID returns a random, valid trace id.
@@ -31,8 +34,15 @@ func NewTraceID() trace.TraceID {
 
 // NewIDs implements sdktrace.IDGenerator.
 func (IDGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if id, ok := ctx.Value(traceIDKey{}).(trace.TraceID); ok && id.IsValid() {
-		return id, newSpanID()
+	switch id := ctx.Value(TraceIDKey{}).(type) {
+	case trace.TraceID:
+		if id.IsValid() {
+			return id, newSpanID()
+		}
+	case *trace.TraceID:
+		if id != nil && id.IsValid() {
+			return *id, newSpanID()
+		}
 	}
 	return NewTraceID(), newSpanID()
 }

@@ -162,4 +162,12 @@ func TestIDGenerator_UsesPresetTraceID(t *testing.T) {
 	if a, _ := (IDGenerator{}).NewIDs(context.Background()); a == id || !a.IsValid() {
 		t.Errorf("fresh trace id %s", a)
 	}
+	// A context type of the caller's own answers with a pointer; a zero id there means none was chosen.
+	if got, _ := (IDGenerator{}).NewIDs(context.WithValue(context.Background(), TraceIDKey{}, &id)); got != id {
+		t.Errorf("preset through a pointer: got %s; want %s", got, id)
+	}
+	var zero trace.TraceID
+	if got, _ := (IDGenerator{}).NewIDs(context.WithValue(context.Background(), TraceIDKey{}, &zero)); !got.IsValid() {
+		t.Errorf("a zero id through a pointer gave %s; want a fresh valid id", got)
+	}
 }
