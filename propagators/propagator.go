@@ -2,12 +2,14 @@ package propagators
 
 import (
 	"net/http"
+	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/trace"
 )
 
 // Propagator extracts the configured formats from incoming requests and injects the configured formats into
-// forwarded ones. It is immutable and safe for concurrent use.
+// forwarded ones. It is immutable (but for a cache) and safe for concurrent use.
 type Propagator struct {
 	extract    []Format
 	extractSet Set
@@ -15,12 +17,33 @@ type Propagator struct {
 	// jaegerFirst: Jaeger's uberctx-* baggage wins over W3C baggage for a key present in both, because jaeger
 	// precedes baggage in the extraction order.
 	jaegerFirst bool
+	ts          *tsCache // shared with WithInject's copies
+}
+
+// tsCache remembers the string of the last one-member tracestate injected from a span context: a new trace
+// carries the sampler's constant ot=th entry, whose string would otherwise be built for every request.
+type tsCache struct{ last atomic.Pointer[tsString] }
+
+type tsString struct{ key, value, s string }
+
+func (c *tsCache) string(ts trace.TraceState) string {
+	if c == nil || ts.Len() != 1 {
+		return ts.String()
+	}
+	// A member's value is never empty, so a match of the one key's value is the whole tracestate.
+	if l := c.last.Load(); l != nil && ts.Get(l.key) == l.value {
+		return l.s
+	}
+	s := ts.String()
+	k, v, _ := strings.Cut(s, "=")
+	c.last.Store(&tsString{key: k, value: v, s: s})
+	return s
 }
 
 // New returns a Propagator extracting the formats of extract in that priority order (see ParseExtract) and
 // injecting inject (see ParseInject). Unknown or repeated formats in extract are ignored.
 func New(extract []Format, inject InjectSpec) *Propagator {
-	p := &Propagator{inject: inject}
+	p := &Propagator{inject: inject, ts: new(tsCache)}
 	for _, f := range extract {
 		if f == 0 || f&(f-1) != 0 || f&allFormats != f || p.extractSet.Has(f) { // one known format, once
 			continue
@@ -258,7 +281,7 @@ func (p *Propagator) Inject(h http.Header, sc trace.SpanContext, in *Extracted) 
 
 	if sc.IsValid() {
 		if set.Has(TraceContext) {
-			injectTraceparent(h, sc, in, same)
+			injectTraceparent(h, sc, in, same, p.ts)
 		}
 		if set.Has(B3) {
 			injectB3Single(h, sc, in, same)
@@ -285,24 +308,29 @@ func (p *Propagator) Inject(h http.Header, sc trace.SpanContext, in *Extracted) 
 
 // injectTraceparent writes traceparent and tracestate. The sampled flag is sc's; the random flag (0x02) is
 // kept as received on a W3C to W3C hop (https://www.w3.org/TR/trace-context-2/#random-trace-id-flag).
-func injectTraceparent(h http.Header, sc trace.SpanContext, in *Extracted, same bool) {
+func injectTraceparent(h http.Header, sc trace.SpanContext, in *Extracted, same bool, c *tsCache) {
 	flags := byte(sc.TraceFlags()) & tpKnownFlags
 	if same && in.w3cSame {
 		flags |= in.w3cFlags & byte(trace.FlagsRandom)
 	}
-	h[hdrTraceparent] = []string{formatTraceparent(sc.TraceID(), sc.SpanID(), flags)}
+	tp := formatTraceparent(sc.TraceID(), sc.SpanID(), flags)
 
+	var tracestate string
 	ts := sc.TraceState()
 	switch {
 	case same && in.tracestate != "" && traceStateEqual(ts, in.SpanContext.TraceState()):
-		h[hdrTracestate] = []string{in.tracestate}
+		tracestate = in.tracestate
 	case same && in.tracestate != "":
-		if v := mergeTracestate(ts, in.SpanContext.TraceState(), in.tracestate); v != "" {
-			h[hdrTracestate] = []string{v}
-		}
+		tracestate = mergeTracestate(ts, in.SpanContext.TraceState(), in.tracestate)
 	case ts.Len() > 0:
-		h[hdrTracestate] = []string{ts.String()}
+		tracestate = c.string(ts)
 	}
+	if tracestate == "" {
+		h[hdrTraceparent] = []string{tp}
+		return
+	}
+	vals := []string{tp, tracestate} // one allocation for both fields' values
+	h[hdrTraceparent], h[hdrTracestate] = vals[0:1:1], vals[1:2:2]
 }
 
 func extractTraceparent(hv *headerValues, r *remote) bool {
