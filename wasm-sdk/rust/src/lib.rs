@@ -937,8 +937,7 @@ pub mod __rt {
         let v = view(len);
         let mut r = Reader { b: v, off: 0, ok: true };
         let kind = r.u8();
-        let mut trace_id = [0u8; 16];
-        trace_id.copy_from_slice(&pad(r.take(16), 16));
+        let trace_id: [u8; 16] = fixed(r.take(16));
         let (method, scheme, host, path) = (r.span(), r.span(), r.span(), r.span());
         let (query, peer, tenant) = (r.span(), r.span(), r.span());
         let declared: &'static [String] = &p.req_hdr;
@@ -987,8 +986,7 @@ pub mod __rt {
         let v = view(len);
         let mut r = Reader { b: v, off: 0, ok: true };
         let kind = r.u8();
-        let mut trace_id = [0u8; 16];
-        trace_id.copy_from_slice(&pad(r.take(16), 16));
+        let trace_id: [u8; 16] = fixed(r.take(16));
         let tenant = r.span();
         let status = r.u32();
         let duration = r.u64();
@@ -1028,10 +1026,8 @@ pub mod __rt {
         };
         let mut r = Reader { b: view(len), off: 0, ok: true };
         let kind = r.u8();
-        let mut trace_id = [0u8; 16];
-        trace_id.copy_from_slice(&pad(r.take(16), 16));
-        let mut span_id = [0u8; 8];
-        span_id.copy_from_slice(&pad(r.take(8), 8));
+        let trace_id: [u8; 16] = fixed(r.take(16));
+        let span_id: [u8; 8] = fixed(r.take(8));
         let name = r.string();
         let attrs = r.attrs();
         let n = r.count(16);
@@ -1058,10 +1054,12 @@ pub mod __rt {
         out::packed()
     }
 
-    fn pad(b: &[u8], n: usize) -> Vec<u8> {
-        let mut v = b.to_vec();
-        v.resize(n, 0);
-        v
+    /// b as an array, zero-padded when the view was cut short (the reader has then failed already).
+    fn fixed<const N: usize>(b: &[u8]) -> [u8; N] {
+        let mut a = [0u8; N];
+        let n = b.len().min(N);
+        a[..n].copy_from_slice(&b[..n]);
+        a
     }
 
     /// Logs a panic's message to the host (level error) before the instance traps.
