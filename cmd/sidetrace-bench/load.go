@@ -24,8 +24,8 @@ type loadConfig struct {
 	Duration time.Duration // measured time
 	Rate     float64       // requests per second; 0 for closed loop
 	H2C      bool          // HTTP/2 with prior knowledge instead of HTTP/1.1
-	Conns    int           // h2c only: connections the workers share; 0 means one per worker
-	Std      bool          // HTTP/1.1 through net/http's client instead of the minimal one
+	Conns    int           // h2c only: connections the workers share (through net/http's client); 0 means one per worker
+	Std      bool          // net/http's client instead of the minimal one (h1Conn, h2Conn)
 	Headers  []string      // extra request header lines, "Name: value"
 	Timeout  time.Duration // per request
 	// BaselineURL (open loop): a request to it is scheduled between every two to URL, at the same rate and on
@@ -106,8 +106,8 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Duration, "d", 5*time.Second, "duration")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: requests per second on a fixed schedule (0: closed loop)")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "HTTP/2 with prior knowledge (cleartext)")
-	fs.IntVar(&cfg.Conns, "conns", 0, "h2c: connections shared by the workers (default one per worker)")
-	fs.BoolVar(&cfg.Std, "std", false, "HTTP/1.1 through net/http's client instead of the minimal built-in one")
+	fs.IntVar(&cfg.Conns, "conns", 0, "h2c: connections shared by the workers, through net/http's client (default one per worker)")
+	fs.BoolVar(&cfg.Std, "std", false, "net/http's client instead of the minimal built-in one (HTTP/1.1 or h2c)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&cfg.BaselineURL, "baseline-url", "", "open loop: interleave requests to this URL (the direct upstream) at the same rate and report them as the baseline")
 	headers := fs.String("H", "", "extra request headers, \"Name: value\" separated by newlines or '|'")
@@ -260,6 +260,15 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 func newRequesters(u *url.URL, cfg loadConfig) (reqs []requester, cleanup func(), proto string) {
 	reqs = make([]requester, cfg.Conc)
 	switch {
+	case cfg.H2C && !cfg.Std && cfg.Conns <= 0:
+		for i := range reqs {
+			reqs[i] = newH2Conn(u, cfg.Headers, cfg.Timeout)
+		}
+		return reqs, func() {
+			for _, r := range reqs {
+				r.close()
+			}
+		}, "h2c"
 	case cfg.H2C:
 		conns := cfg.Conns
 		if conns <= 0 || conns > cfg.Conc {
@@ -279,7 +288,7 @@ func newRequesters(u *url.URL, cfg loadConfig) (reqs []requester, cleanup func()
 			for _, c := range clients {
 				c.CloseIdleConnections()
 			}
-		}, "h2c"
+		}, "h2c (net/http)"
 	case cfg.Std:
 		for i := range reqs {
 			t := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}

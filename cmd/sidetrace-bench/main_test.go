@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -166,7 +167,8 @@ func TestLoad_ClosedLoop_CountsEveryRequest(t *testing.T) {
 	}{
 		{"http1 minimal client", loadConfig{Conc: 4}, "http/1.1"},
 		{"http1 net/http client", loadConfig{Conc: 4, Std: true}, "http/1.1 (net/http)"},
-		{"h2c", loadConfig{Conc: 4, H2C: true, Conns: 2}, "h2c"},
+		{"h2c minimal client", loadConfig{Conc: 4, H2C: true}, "h2c"},
+		{"h2c net/http client", loadConfig{Conc: 4, H2C: true, Conns: 2}, "h2c (net/http)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			served.Store(0)
@@ -314,6 +316,106 @@ func TestH1Conn_ReadsEveryResponseShape(t *testing.T) {
 			}
 		})
 	}
+}
+
+// h2Conn against net/http's HTTP/2 server over h2c: bodies larger than the default windows (65,535 bytes
+// per stream and connection, so both of its windows must be open), several DATA frames, trailers, an
+// informational response, statuses, a request header, streams one after another on the same connection,
+// a reset stream, and a server that goes away (the next request dials again).
+func TestH2Conn_ReadsEveryResponseShape(t *testing.T) {
+	noLeaks(t)
+	big := strings.Repeat("x", 200<<10)
+	var sawHeader atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Test") == "1" && r.ProtoMajor == 2 {
+			sawHeader.Store(true)
+		}
+		io.WriteString(w, "hello")
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) })
+	mux.HandleFunc("/trailers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, big[:3000])
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Sum", "42")
+	})
+	mux.HandleFunc("/early", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("/missing", http.NotFound)
+	mux.HandleFunc("/reset", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
+	addr := startInProcess(t, mux)
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/small", 200},
+		{"/big", 200},
+		{"/trailers", 200},
+		{"/early", 202},
+		{"/empty", 204},
+		{"/missing", 404},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			u, _ := url.Parse("http://" + addr + tc.path)
+			c := newH2Conn(u, []string{"X-Test: 1"}, 5*time.Second)
+			defer c.close()
+			for i := range 40 { // 40 × 200 KiB: past the default connection window many times over
+				status, err := c.do()
+				if err != nil || status != tc.status {
+					t.Fatalf("request %d: got %d, %v; want %d, nil", i, status, err, tc.status)
+				}
+			}
+			if c.stream != 79 {
+				t.Errorf("last stream id %d; want 79: the 40 requests on one connection", c.stream)
+			}
+		})
+	}
+	if !sawHeader.Load() {
+		t.Error("the server did not see the request header over HTTP/2")
+	}
+
+	t.Run("reset", func(t *testing.T) {
+		u, _ := url.Parse("http://" + addr + "/reset")
+		c := newH2Conn(u, nil, 5*time.Second)
+		defer c.close()
+		if _, err := c.do(); !errors.Is(err, errStreamReset) {
+			t.Fatalf("got %v; want the reset", err)
+		}
+		u, _ = url.Parse("http://" + addr + "/small")
+		ok := newH2Conn(u, nil, 5*time.Second)
+		defer ok.close()
+		if status, err := ok.do(); err != nil || status != 200 {
+			t.Fatalf("after a reset: got %d, %v", status, err)
+		}
+	})
+
+	t.Run("server gone", func(t *testing.T) {
+		srv := &http.Server{Handler: mux, Protocols: new(http.Protocols)}
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		u, _ := url.Parse("http://" + ln.Addr().String() + "/small")
+		c := newH2Conn(u, nil, 5*time.Second)
+		defer c.close()
+		if status, err := c.do(); err != nil || status != 200 {
+			t.Fatalf("first request: got %d, %v", status, err)
+		}
+		srv.Close() // closes the connection
+		if _, err := c.do(); err == nil {
+			t.Fatal("a request to a closed server succeeded")
+		}
+		if _, err := c.do(); err == nil {
+			t.Fatal("a request after the server closed succeeded")
+		}
+	})
 }
 
 func TestReceiver_CountsRequestsAndSpans(t *testing.T) {
