@@ -69,7 +69,7 @@ type conn struct {
 }
 
 func (s *Server) newConn(c net.Conn, base context.Context) *conn {
-	cc := &conn{s: s, rwc: c, io: rawio.Conn(c), remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header, 16)}
+	cc := &conn{s: s, rwc: c, io: rawio.Conn(c), remote: c.RemoteAddr().String(), accepted: time.Now(), hdr: make(http.Header)}
 	// Not cancellable itself: each request's context is cancelled when its handler returns, which is before
 	// the connection ends, and a child of a context without Done costs no lock and no map entry.
 	cc.ctx = context.WithValue(base, http.LocalAddrContextKey, c.LocalAddr())

@@ -44,7 +44,7 @@ type response struct {
 
 func (w *response) reset(c *conn, req *http.Request) {
 	if w.own == nil {
-		w.own = make(http.Header, 16)
+		w.own = make(http.Header)
 		w.held = make([]byte, 0, smallBody)
 	}
 	clear(w.own)
