@@ -127,7 +127,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *Sidecar, err 
 		access = slog.New(slog.NewJSONHandler(o.Stdout, nil))
 	}
 	s.proxy = proxy.New(proxy.Options{
-		Tracer:              s.pipeline.Provider.Tracer(telemetry.ScopeName, trace.WithInstrumentationVersion(Version)),
+		Tracer:              s.pipeline.Tracer(telemetry.ScopeName, trace.WithInstrumentationVersion(Version)),
 		Propagator:          prop,
 		Plugins:             s.plugins,
 		AccessLog:           access,

@@ -1,5 +1,6 @@
-// Package telemetry builds sidetrace's span pipeline: the OpenTelemetry SDK tracer provider, a bounded
-// export processor that never blocks a request, the span-end hooks (plugin redaction) that run before any
+// Package telemetry builds sidetrace's span pipeline: the OpenTelemetry SDK tracer provider and a tracer
+// of its own for the hops' spans that behaves as the SDK's (Tracer), a bounded export processor that never
+// blocks a request, the span-end hooks (plugin redaction) that run before any
 // exporter sees a span, the OTLP/HTTP exporter (its own protobuf encoder, see OTLPExporter; the format is
 // https://opentelemetry.io/docs/specs/otlp/) and the embedded trace store.
 package telemetry

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sidetrace/sidetrace/config"
 )
@@ -33,6 +35,15 @@ type Pipeline struct {
 	Provider  *sdktrace.TracerProvider
 	Processor *Processor
 	Store     *Store // nil when exporting OTLP
+
+	sampler  sdktrace.Sampler
+	resource *resource.Resource
+	shut     atomic.Bool // Shutdown ended: Tracer's spans are no longer handed to the processor
+}
+
+// Tracer returns the tracer for sidetrace's spans: a Tracer (see there) on the provider's pipeline.
+func (p *Pipeline) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return newTracer(p, name, opts...)
 }
 
 // New builds the pipeline: OTLP/HTTP export when an endpoint is configured, the embedded store otherwise.
@@ -81,12 +92,14 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 		sdktrace.WithSpanProcessor(proc),
 		sdktrace.WithIDGenerator(IDGenerator{}),
 	)
-	return &Pipeline{Provider: tp, Processor: proc, Store: store}, nil
+	return &Pipeline{Provider: tp, Processor: proc, Store: store, sampler: sampler, resource: res}, nil
 }
 
 // Shutdown ends the provider, exporting what is queued within ctx.
 func (p *Pipeline) Shutdown(ctx context.Context) error {
-	return p.Provider.Shutdown(ctx)
+	err := p.Provider.Shutdown(ctx)
+	p.shut.Store(true) // as the provider unregisters its processors once they are shut down
+	return err
 }
 
 // Resource builds the resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, as the SDKs do:
