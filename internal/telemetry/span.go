@@ -105,7 +105,8 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sc := trace.NewSpanContext(scc)
 	if sr.Decision == sdktrace.Drop {
-		return trace.ContextWithSpan(ctx, nonRecordingSpan{provider: t.provider, sc: sc}), nonRecordingSpan{provider: t.provider, sc: sc}
+		var ns trace.Span = nonRecordingSpan{provider: t.provider, sc: sc}
+		return trace.ContextWithSpan(ctx, ns), ns
 	}
 
 	s := &span{
