@@ -96,8 +96,9 @@ type Host struct {
 
 	stopWatchdog context.CancelFunc
 	watchdogDone chan struct{}
-	// The watchdog ticks only while a call may be running: with no call in flight it sleeps, watchAsleep
-	// set, until a call's start wakes it through watchKick. An idle sidecar then has no timer waking it.
+	// The watchdog ticks only while calls come or may be running: after a tick with none since the last and
+	// none in flight it sleeps, watchAsleep set, until a call's start wakes it through watchKick. An idle
+	// sidecar then has no timer waking it.
 	watchAsleep atomic.Bool
 	watchKick   chan struct{}
 	closed      atomic.Bool
@@ -493,6 +494,7 @@ func (h *Host) watchdog(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var late, stuck []*instance
+	var seen uint64 // the plugins' call counts at the last tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -502,8 +504,10 @@ func (h *Host) watchdog(ctx context.Context) {
 		now := monotime()
 		late, stuck = late[:0], stuck[:0]
 		active := false
+		var calls uint64
 		h.mu.Lock()
 		for in := range h.insts {
+			calls += in.g.p.calls.Load()
 			d := in.deadline.Load()
 			if d > 0 && now > d && in.deadline.CompareAndSwap(d, -1) {
 				late = append(late, in)
@@ -533,7 +537,12 @@ func (h *Host) watchdog(ctx context.Context) {
 			h.log.Warn("plugin instance still running after its stop flag was set; closing it", "plugin", in.g.p.spec.Name, "timeouts", backstop)
 			_ = in.mod.CloseWithExitCode(context.Background(), exitTimeout)
 		}
-		if active || len(late) > 0 {
+		// Calls since the last tick keep it ticking: on one core a call is never seen in flight (the watchdog
+		// runs when no call does, unless one overruns), and sleeping after each would make every call's
+		// start wake it; ticking, it wakes at most once per tick however many calls come.
+		busy := calls != seen
+		seen = calls
+		if active || busy || len(late) > 0 {
 			continue
 		}
 		// Nothing to watch: sleep until a call starts. Asleep is published before the last look, so a call
