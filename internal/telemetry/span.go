@@ -59,6 +59,9 @@ func newTracer(p *Pipeline, name string, opts ...trace.TracerOption) trace.Trace
 		return p.Provider.Tracer(name, opts...)
 	}
 	c := trace.NewTracerConfig(opts...)
+	if name == "" {
+		name = "go.opentelemetry.io/otel/sdk/tracer" // the SDK's default
+	}
 	return &Tracer{
 		provider: p.Provider,
 		sampler:  p.sampler,

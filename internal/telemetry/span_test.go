@@ -313,6 +313,31 @@ func TestTracer_TraceIDAndClock(t *testing.T) {
 		Attributes: attribute.NewSet(attribute.Bool("scoped", true))}) {
 		t.Errorf("scope %+v", ro.InstrumentationScope())
 	}
+	// Every method of the interface is the span's own: one left to the embedded nil interface would panic.
+	it := reflect.TypeFor[sdktrace.ReadOnlySpan]()
+	v := reflect.ValueOf(ro)
+	for i := range it.NumMethod() {
+		m := it.Method(i)
+		if !m.IsExported() {
+			continue
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("ReadOnlySpan.%s panics: %v", m.Name, r)
+				}
+			}()
+			v.MethodByName(m.Name).Call(nil)
+		}()
+	}
+	// An unnamed tracer gets the SDK's default name, as the SDK's provider gives it.
+	_, unnamed := p.ownPipe.Tracer("").Start(context.Background(), "unnamed")
+	_, sdkUnnamed := p.ownPipe.Provider.Tracer("").Start(context.Background(), "unnamed")
+	if got, want := unnamed.(sdktrace.ReadOnlySpan).InstrumentationScope().Name, sdkUnnamed.(sdktrace.ReadOnlySpan).InstrumentationScope().Name; got != want {
+		t.Errorf("unnamed tracer's scope %q; want the SDK's %q", got, want)
+	}
+	unnamed.End()
+	sdkUnnamed.End()
 	p.exported(t)
 }
 
