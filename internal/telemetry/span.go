@@ -23,13 +23,13 @@ import (
 // Tracer makes the spans of sidetrace's hops as the SDK's tracer of the same pipeline would (same sampler,
 // ids, limits, resource, scope and processor; TestTracer_MatchesSDK compares the two), with a span type of
 // its own that is also the read-only span handed to the processor. The SDK's recording span costs a map per
-// span to deduplicate attributes, a snapshot copy at the end, a lock per call and two more allocations; at
-// 5000 requests/s its start and end were 8% of the proxy's CPU.
+// span to deduplicate attributes, a snapshot copy at the end and other allocations; at 5000 requests/s its
+// start and end were 8% of the proxy's CPU.
 //
 // Differences, both outside what sidetrace's spans carry: attribute values of the generic SLICE and MAP
 // types are kept as given (the SDK deduplicates keys nested in them and limits their depth), and the SDK's
-// experimental self-observability metrics are not recorded for these spans. NewTracer returns the SDK's
-// tracer itself when span limits are set through the OTEL_SPAN_* variables, so that they apply exactly.
+// experimental self-observability metrics are not recorded for these spans. Pipeline.Tracer returns the
+// SDK's tracer itself when span limits are set through the OTEL_SPAN_* variables, so that they apply exactly.
 type Tracer struct {
 	embedded.Tracer
 
@@ -221,7 +221,7 @@ func (s *span) addOverCap(kv []attribute.KeyValue) {
 			s.droppedAttrs++
 			continue
 		}
-		if i := s.index(a.Key); i >= 0 {
+		if i := keyIndex(s.attrs, a.Key); i >= 0 {
 			s.attrs[i] = a
 			continue
 		}
@@ -233,9 +233,10 @@ func (s *span) addOverCap(kv []attribute.KeyValue) {
 	}
 }
 
-func (s *span) index(k attribute.Key) int {
-	for i := range s.attrs {
-		if s.attrs[i].Key == k {
+// keyIndex is the position of k in kvs, or -1.
+func keyIndex(kvs []attribute.KeyValue, k attribute.Key) int {
+	for i := range kvs {
+		if kvs[i].Key == k {
 			return i
 		}
 	}
@@ -251,14 +252,9 @@ func (s *span) dedupe() {
 	s.dirty = false
 	unique := s.attrs[:0]
 	for _, a := range s.attrs {
-		dup := false
-		for i := range unique {
-			if unique[i].Key == a.Key {
-				unique[i], dup = a, true
-				break
-			}
-		}
-		if !dup {
+		if i := keyIndex(unique, a.Key); i >= 0 {
+			unique[i] = a
+		} else {
 			unique = append(unique, a)
 		}
 	}
@@ -335,17 +331,29 @@ func (s *span) AddEvent(name string, opts ...trace.EventOption) {
 
 // addEvent keeps the last 128 events, each with at most 128 attributes, as the SDK's evicted queue does.
 func (s *span) addEvent(name string, c trace.EventConfig) {
-	e := sdktrace.Event{Name: name, Attributes: c.Attributes(), Time: c.Timestamp()}
-	if n := len(e.Attributes); n > sdktrace.DefaultAttributePerEventCountLimit {
-		e.DroppedAttributeCount = n - sdktrace.DefaultAttributePerEventCountLimit
-		e.Attributes = e.Attributes[:sdktrace.DefaultAttributePerEventCountLimit]
+	attrs, dropped := limitAttrs(c.Attributes(), sdktrace.DefaultAttributePerEventCountLimit)
+	e := sdktrace.Event{Name: name, Attributes: attrs, DroppedAttributeCount: dropped, Time: c.Timestamp()}
+	s.events = appendEvicting(s.events, e, sdktrace.DefaultEventCountLimit, &s.droppedEvents)
+}
+
+// limitAttrs keeps the first limit of kvs and says how many it dropped, as the SDK does for an event's or a
+// link's attributes.
+func limitAttrs(kvs []attribute.KeyValue, limit int) ([]attribute.KeyValue, int) {
+	if len(kvs) > limit {
+		return kvs[:limit], len(kvs) - limit
 	}
-	if len(s.events) == sdktrace.DefaultEventCountLimit {
-		copy(s.events, s.events[1:])
-		s.events = s.events[:len(s.events)-1]
-		s.droppedEvents++
+	return kvs, 0
+}
+
+// appendEvicting appends v to q, first dropping (and counting in dropped) the oldest element when q holds
+// capacity already: the SDK's evictedQueue.add.
+func appendEvicting[T any](q []T, v T, capacity int, dropped *int) []T {
+	if len(q) == capacity {
+		copy(q, q[1:])
+		q = q[:len(q)-1]
+		*dropped++
 	}
-	s.events = append(s.events, e)
+	return append(q, v)
 }
 
 func (s *span) AddLink(link trace.Link) {
@@ -357,17 +365,9 @@ func (s *span) AddLink(link trace.Link) {
 	if s.ended {
 		return
 	}
-	l := sdktrace.Link{SpanContext: link.SpanContext, Attributes: link.Attributes}
-	if n := len(l.Attributes); n > sdktrace.DefaultAttributePerLinkCountLimit {
-		l.DroppedAttributeCount = n - sdktrace.DefaultAttributePerLinkCountLimit
-		l.Attributes = l.Attributes[:sdktrace.DefaultAttributePerLinkCountLimit]
-	}
-	if len(s.links) == sdktrace.DefaultLinkCountLimit {
-		copy(s.links, s.links[1:])
-		s.links = s.links[:len(s.links)-1]
-		s.droppedLinks++
-	}
-	s.links = append(s.links, l)
+	attrs, dropped := limitAttrs(link.Attributes, sdktrace.DefaultAttributePerLinkCountLimit)
+	l := sdktrace.Link{SpanContext: link.SpanContext, Attributes: attrs, DroppedAttributeCount: dropped}
+	s.links = appendEvicting(s.links, l, sdktrace.DefaultLinkCountLimit, &s.droppedLinks)
 }
 
 func (s *span) SetName(name string) {
