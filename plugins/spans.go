@@ -19,8 +19,9 @@ import (
 // that fails drops the span, so an unredacted value never leaves; a fail-open
 // one leaves it as it was before that plugin, with attribute
 // sidetrace.plugin.error. A call that times out is tried once more on a
-// fresh instance first. The proxy calls it from its export goroutine, off
-// the request path.
+// fresh instance first. Sidetrace calls it as each span ends (its export
+// processor's OnEnd), after the client has its response on the direct
+// HTTP/1.1 path; a batch yields the CPU every yield.Every of hook calls.
 func (h *Host) ProcessSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	if h == nil || len(spans) == 0 {
 		return spans

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -393,5 +395,80 @@ func TestDirect_MatchesReverseProxy(t *testing.T) {
 	}
 	if st1, st2 := direct.p.stats.Inbound.Failed.Load(), viaRP.p.stats.Inbound.Failed.Load(); st1 != st2 || st1 == 0 {
 		t.Errorf("inbound failures counted: direct %d, ReverseProxy %d; want equal and not zero", st1, st2)
+	}
+}
+
+// gatedLog is an access log whose each line waits for a send on gate; it passes on the line's status.
+type gatedLog struct {
+	gate   chan struct{}
+	status chan string
+}
+
+func (g *gatedLog) Enabled(context.Context, slog.Level) bool { return true }
+func (g *gatedLog) Handle(_ context.Context, r slog.Record) error {
+	<-g.gate
+	status := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "status" {
+			status = a.Value.String()
+		}
+		return true
+	})
+	g.status <- status
+	return nil
+}
+func (g *gatedLog) WithAttrs([]slog.Attr) slog.Handler { return g }
+func (g *gatedLog) WithGroup(string) slog.Handler      { return g }
+
+// On the direct path the client has the whole response, trailers included, before the hop's work after it
+// (the response plugins, the span's end with the span-end hooks, the access log): here the access log waits
+// until the client has read the response.
+func TestDirect_ClientHasTheResponseBeforeTheHopFinishes(t *testing.T) {
+	up := newScriptedUpstream(t, map[string]string{
+		"plain":   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"chunked": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n",
+	})
+	target, _ := url.Parse("http://" + up.ln.Addr().String())
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	log := &gatedLog{gate: make(chan struct{}), status: make(chan string, 1)}
+	p := New(Options{
+		Tracer:     tp.Tracer("test"),
+		Propagator: propagators.New(nil, propagators.InjectSpec{Formats: propagators.Set(propagators.TraceContext)}),
+		AccessLog:  slog.New(log),
+	})
+	t.Cleanup(p.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(p.Inbound(target), ServerOptions{})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	for _, tc := range []struct{ name, want string }{
+		{"plain", "body \"ok\" err <nil>\n"},
+		{"chunked", "body \"hello\" err <nil>\ntrailers:\nX-Sum: 42\n"},
+	} {
+		got := exchangeRaw(t, ln.Addr().String(), "GET /case/"+tc.name+" HTTP/1.1\r\nHost: svc\r\nTE: trailers\r\n\r\n")
+		log.gate <- struct{}{} // whatever came back: a failed exchange must not leave the handler waiting
+		if !strings.Contains(got, tc.want) || !strings.HasSuffix(got, "connection open\n") {
+			t.Errorf("%s: while the access log waited the client got\n%s; want %q and the connection open", tc.name, got, tc.want)
+		}
+		if status := <-log.status; status != "200" {
+			t.Errorf("%s: access log status %q; want 200", tc.name, status)
+		}
+	}
+	if n := p.directs.Load(); n != 2 {
+		t.Errorf("%d requests took the direct path; want 2", n)
+	}
+	for _, s := range exp.GetSpans() {
+		if s.Status.Code != codes.Unset {
+			t.Errorf("span %q: status %v %q; want unset", s.Name, s.Status.Code, s.Status.Description)
+		}
+	}
+	if n := len(exp.GetSpans()); n != 2 {
+		t.Errorf("%d spans; want 2", n)
 	}
 }

@@ -161,13 +161,18 @@ func (h *hop) sendDirect(ctx context.Context, in *http.Request, x *exchange) {
 	}
 	if len(res.Trailer) == announced {
 		copyHeader(w.Header(), res.Trailer)
-		return
-	}
-	for k, vv := range res.Trailer {
-		k = http.TrailerPrefix + k
-		for _, v := range vv {
-			w.Header().Add(k, v)
+	} else {
+		for k, vv := range res.Trailer {
+			k = http.TrailerPrefix + k
+			for _, v := range vv {
+				w.Header().Add(k, v)
+			}
 		}
+	}
+	if own != nil {
+		// The client gets the end of the response now rather than after the response plugins, the span's end
+		// and the access log, which are not its concern (nor is its leaving theirs: see End).
+		_ = own.End()
 	}
 }
 
@@ -176,6 +181,8 @@ type ownServer interface {
 	aborter
 	// UseHeader makes h the response's header map when nothing was set in Header's yet.
 	UseHeader(h http.Header) bool
+	// End sends the rest of the response before the handler returns; later writes fail.
+	End() error
 }
 
 // outgoing builds the upstream request in x.out: what ReverseProxy's Clone, hop-by-hop removal and this

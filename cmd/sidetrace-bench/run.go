@@ -29,6 +29,7 @@ type runConfig struct {
 	Conc         int           // closed loop: connections
 	OpenConc     int           // open loop: connections
 	Duration     time.Duration // per measured run
+	ClosedD      time.Duration // per closed-loop run; Duration when zero
 	Warmup       time.Duration // unmeasured load before each scenario's runs
 	Rounds       int           // at least this many rounds
 	MaxRounds    int           // at most this many, while req/s spread stays above Spread
@@ -72,6 +73,7 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	fs.IntVar(&cfg.OpenConc, "open-c", 64, "open loop: connections available to the schedule")
 	fs.BoolVar(&cfg.Interleave, "interleave", true, "open loop through a proxy: send a direct request to the upstream between every two proxied ones and take the added p99 from the same run (false: from separate runs of the direct scenario)")
 	fs.DurationVar(&cfg.Duration, "d", 5*time.Second, "duration of each measured run")
+	fs.DurationVar(&cfg.ClosedD, "closed-d", 0, "duration of each closed-loop run (default -d), e.g. shorter when only the open loop's latency is wanted")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before measuring each scenario")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each runs every scenario once, interleaved")
 	fs.IntVar(&cfg.MaxRounds, "max-rounds", 5, "keep adding rounds up to this many while a scenario's req/s spread is above -spread or it lacks undisturbed runs")
@@ -375,7 +377,11 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 		return res, ticksToDuration(after.proxy.CPUTicks - before.proxy.CPUTicks), after.foreignSince(before, loadCPU), nil
 	}
 
-	if m.Closed, m.CPU, m.Foreign, err = sample(append(closedArgs, "-d", e.cfg.Duration.String())); err != nil {
+	closedD := e.cfg.Duration
+	if e.cfg.ClosedD > 0 {
+		closedD = e.cfg.ClosedD
+	}
+	if m.Closed, m.CPU, m.Foreign, err = sample(append(closedArgs, "-d", closedD.String())); err != nil {
 		return m, err
 	}
 	for _, rate := range e.cfg.Rates {

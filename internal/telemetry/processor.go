@@ -21,8 +21,11 @@ import (
 // request, a plugin's request): the processor exports unsampled spans only when they carry it.
 const AttrSamplingReason = attribute.Key("sidetrace.sampling.reason")
 
-// SpanHook edits or filters a batch of finished spans before export (plugin redaction). It runs on the export
-// goroutine, off the request path.
+// SpanHook edits or filters finished spans before export (plugin redaction). The processor calls it in OnEnd,
+// on the goroutine that ended the span, with that one span: while the span's data is still in the CPU's
+// caches, and without the batches of hook calls a background goroutine would run between requests (on one
+// core those held up requests arriving meanwhile, see the README's Benchmarks section). The proxy ends a
+// span after the client has its response.
 type SpanHook func(ctx context.Context, spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan
 
 // ProcessorOptions configures a Processor.
@@ -35,8 +38,8 @@ type ProcessorOptions struct {
 	Logger        *slog.Logger
 }
 
-// Processor is an sdktrace.SpanProcessor with a bounded queue: OnEnd never blocks, and when the queue is full
-// the span is dropped and counted, so a slow or dead collector costs neither latency nor memory growth.
+// Processor is an sdktrace.SpanProcessor with a bounded queue: OnEnd never waits for it, and when the queue is
+// full the span is dropped and counted, so a slow or dead collector costs neither latency nor memory growth.
 //
 // The queue is a slice under a mutex rather than a channel: the export goroutine is woken once per full
 // batch (or by the schedule), not once per span, which on a busy proxy was a goroutine switch per request.
@@ -103,12 +106,24 @@ func NewProcessor(exporter sdktrace.SpanExporter, opts ProcessorOptions) *Proces
 // OnStart implements sdktrace.SpanProcessor.
 func (p *Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
-// OnEnd queues a finished span for export: sampled spans, and unsampled (record-only) spans the hop marked
-// with AttrSamplingReason. It never blocks.
+// OnEnd runs the hook on a finished span and queues what it returns for export: sampled spans, and unsampled
+// (record-only) spans the hop marked with AttrSamplingReason. Only the hook can make it wait (a plugin's
+// deadline bounds that); the queue never does: when it is full the span is dropped and counted.
 func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() && !hasReason(s) {
 		return
 	}
+	if p.opts.Hook != nil {
+		one := [1]sdktrace.ReadOnlySpan{s}
+		for _, s := range p.opts.Hook(p.base, one[:]) {
+			p.enqueue(s)
+		}
+		return
+	}
+	p.enqueue(s)
+}
+
+func (p *Processor) enqueue(s sdktrace.ReadOnlySpan) {
 	p.mu.Lock()
 	if p.stopped || len(p.pending) == cap(p.pending) {
 		p.mu.Unlock()
@@ -225,17 +240,10 @@ func (p *Processor) exportPending(all bool) {
 func (p *Processor) export(batch []sdktrace.ReadOnlySpan) {
 	ctx, cancel := context.WithTimeout(p.base, p.opts.ExportTimeout)
 	defer cancel()
-	spans := batch
-	if p.opts.Hook != nil {
-		spans = p.opts.Hook(ctx, spans)
-	}
-	if len(spans) == 0 {
+	if err := p.exporter.ExportSpans(ctx, batch); err != nil {
+		p.failed.Add(uint64(len(batch)))
+		p.opts.Logger.Warn("span export failed", "spans", len(batch), "error", err)
 		return
 	}
-	if err := p.exporter.ExportSpans(ctx, spans); err != nil {
-		p.failed.Add(uint64(len(spans)))
-		p.opts.Logger.Warn("span export failed", "spans", len(spans), "error", err)
-		return
-	}
-	p.exported.Add(uint64(len(spans)))
+	p.exported.Add(uint64(len(batch)))
 }

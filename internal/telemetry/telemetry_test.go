@@ -140,6 +140,46 @@ func (recordOnly) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingR
 }
 func (recordOnly) Description() string { return "recordOnly" }
 
+// The hook runs in OnEnd, on each span alone, before the span is queued: what it drops is neither queued
+// nor exported, what it returns is exported in its place.
+func TestProcessor_HookRunsAtSpanEnd(t *testing.T) {
+	st := NewStore(10)
+	var seen []string // by the hook, in order; OnEnd runs on this goroutine
+	p := NewProcessor(st, ProcessorOptions{ScheduleDelay: time.Hour, Hook: func(_ context.Context, spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+		if len(spans) != 1 {
+			t.Errorf("hook got %d spans at once; want 1", len(spans))
+		}
+		seen = append(seen, spans[0].Name())
+		if spans[0].Name() == "secret" {
+			return nil
+		}
+		return spans
+	}})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p))
+	tr := tp.Tracer("test")
+	for _, name := range []string{"a", "secret", "b"} {
+		_, s := tr.Start(context.Background(), name)
+		s.End()
+		if len(seen) == 0 || seen[len(seen)-1] != name {
+			t.Fatalf("after %q ended, the hook had seen %q", name, seen)
+		}
+	}
+	if got := p.Stats().Enqueued; got != 2 {
+		t.Errorf("enqueued %d; want 2 (the hook dropped one)", got)
+	}
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var roots []string
+	for _, tr := range st.List(Filter{}) {
+		roots = append(roots, tr.Root)
+	}
+	slices.Sort(roots)
+	if !slices.Equal(roots, []string{"a", "b"}) {
+		t.Errorf("exported traces %q; want a and b", roots)
+	}
+}
+
 func TestProcessor_ShutdownAbandonsStuckExport(t *testing.T) {
 	exp := &blockingExporter{release: make(chan struct{})}
 	p := NewProcessor(exp, ProcessorOptions{ScheduleDelay: time.Millisecond, ExportTimeout: time.Hour})

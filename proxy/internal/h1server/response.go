@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"errors"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -129,6 +130,9 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if w.done {
+		return 0, ErrEnded
+	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -164,7 +168,7 @@ func (w *response) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush with its error, for http.ResponseController.
 func (w *response) FlushError() error {
-	if w.err != nil {
+	if w.err != nil || w.done {
 		return w.err
 	}
 	if w.status == 0 {
@@ -177,8 +181,32 @@ func (w *response) FlushError() error {
 	return w.err
 }
 
-// finish ends the response after the handler.
+// End ends the response before the handler returns, as the handler's return would: the head if not yet
+// written, the last chunk and the trailers of a chunked body, and a flush. The client has the whole response
+// when it returns, while the handler goes on with work that is not the client's (a proxy's span and access
+// log). From then on the client's leaving no longer cancels the request's context or aborts what
+// AbortOnCancel was given, writes fail with ErrEnded, and the handler's return writes nothing more. It
+// returns the connection's write error, if any.
+func (w *response) End() error {
+	if w.done {
+		return w.err
+	}
+	c := w.c
+	c.wmu.Lock()
+	c.reqCancel, c.abortee = nil, nil
+	c.wmu.Unlock()
+	w.finish()
+	return w.err
+}
+
+// ErrEnded is returned by writes after End.
+var ErrEnded = errors.New("h1server: write after the response ended")
+
+// finish ends the response after the handler, unless End did.
 func (w *response) finish() {
+	if w.done {
+		return
+	}
 	w.done = true
 	if w.err != nil {
 		return

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -615,5 +616,82 @@ func TestShutdown_DrainsInFlightAndClosesIdle(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("the listener still accepts after Shutdown")
+	}
+}
+
+// End: the client has the whole response, framed as at the handler's return, while the handler still runs;
+// later writes fail, the return adds nothing, and the client leaving no longer cancels the request.
+func TestFastPath_End(t *testing.T) {
+	type after struct {
+		writeErr error
+		ctxErr   error
+	}
+	release := make(chan struct{}) // the client has read the response
+	afters := make(chan after, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/length":
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+		case "/small": // held back, then sent with a Content-Length
+			io.WriteString(w, "hi")
+		case "/chunked":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "abc")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "def")
+			w.Header().Set("X-Sum", "6")
+		}
+		if err := w.(interface{ End() error }).End(); err != nil {
+			t.Errorf("%s: End: %v", r.URL.Path, err)
+		}
+		<-release
+		if r.URL.Path == "/length" {
+			time.Sleep(100 * time.Millisecond) // well past WatchAfter: the watch has seen the client leave
+		}
+		_, err := io.WriteString(w, "more")
+		afters <- after{writeErr: err, ctxErr: r.Context().Err()}
+	}), nil)
+
+	for _, tc := range []struct{ path, body, framing, trailer string }{
+		{"/small", "hi", "length 2", ""},
+		{"/chunked", "abcdef", "chunked", "6"},
+		{"/length", "hello", "length 5", ""}, // last: the client leaves after it
+	} {
+		c := dial(t, addr)
+		io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil) // the handler is blocked on release meanwhile
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		framing := "chunked"
+		if res.ContentLength >= 0 {
+			framing = "length " + strconv.FormatInt(res.ContentLength, 10)
+		}
+		if err != nil || string(body) != tc.body || framing != tc.framing || res.Trailer.Get("X-Sum") != tc.trailer {
+			t.Errorf("%s: body %q (%v), %s, trailer %q; want %q, %s, trailer %q", tc.path, body, err, framing,
+				res.Trailer.Get("X-Sum"), tc.body, tc.framing, tc.trailer)
+		}
+		if tc.path == "/length" {
+			c.Close()
+		}
+		release <- struct{}{}
+		a := <-afters
+		if !errors.Is(a.writeErr, ErrEnded) || a.ctxErr != nil {
+			t.Errorf("%s: after End, a write gave %v (want ErrEnded) and the context %v (want not cancelled)", tc.path, a.writeErr, a.ctxErr)
+		}
+		if tc.path != "/length" {
+			// Nothing more on the connection: the next response follows at once.
+			io.WriteString(c, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: next response: %v", tc.path, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			release <- struct{}{}
+			<-afters
+		}
 	}
 }
