@@ -32,22 +32,33 @@ func (h *Host) ProcessSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) 
 	}
 	defer c.unpin()
 	var states []spanState
+	var one [1]spanState // a span at a time, as the proxy calls it, costs no allocation
 	for _, g := range c.gens {
 		if g.hooks&abi.HookSpanEnd == 0 {
 			continue
 		}
 		if states == nil {
-			states = make([]spanState, len(spans))
+			states = one[:]
+			if len(spans) > 1 {
+				states = make([]spanState, len(spans))
+			}
 			for i, s := range spans {
 				states[i].src = s
 			}
 		}
 		g.onSpanEnd(ctx, states)
 	}
-	if states == nil {
+	changed := false
+	for i := range states {
+		if st := &states[i]; st.dropped || st.edited || len(st.errs) > 0 {
+			changed = true
+			break
+		}
+	}
+	if !changed {
 		return spans
 	}
-	out := spans[:0:0]
+	out := make([]sdktrace.ReadOnlySpan, 0, len(spans))
 	for i := range states {
 		st := &states[i]
 		switch {
