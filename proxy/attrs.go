@@ -75,7 +75,7 @@ func (h *hop) requestAttributes(r *http.Request, x *exchange, attrs []attribute.
 			semconv.ServerPort(port),
 		)
 	}
-	if ua := r.Header.Get("User-Agent"); ua != "" {
+	if ua := headerValue(r.Header, "User-Agent"); ua != "" {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	attrs = append(attrs, AttrCorrelationID.String(x.correlation))
@@ -105,7 +105,7 @@ func protocolVersion(r *http.Request) string {
 
 // clientAddress is the original client: the first X-Forwarded-For entry when one came in, else the peer.
 func clientAddress(r *http.Request, peer string) string {
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+	if xff := headerValue(r.Header, "X-Forwarded-For"); xff != "" {
 		first, _, _ := strings.Cut(xff, ",")
 		if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
 			return ip.String()
@@ -115,15 +115,14 @@ func clientAddress(r *http.Request, peer string) string {
 }
 
 func isGRPC(r *http.Request) bool {
-	ct := r.Header.Get("Content-Type")
-	return r.ProtoMajor == 2 && strings.HasPrefix(ct, "application/grpc")
+	return r.ProtoMajor == 2 && strings.HasPrefix(headerValue(r.Header, "Content-Type"), "application/grpc")
 }
 
 // grpcStatus reads grpc-status from the trailers, or from the headers of a trailers-only response.
 func grpcStatus(res *http.Response) (int, bool) {
-	v := res.Trailer.Get("Grpc-Status")
+	v := headerValue(res.Trailer, "Grpc-Status")
 	if v == "" {
-		v = res.Header.Get("Grpc-Status")
+		v = headerValue(res.Header, "Grpc-Status")
 	}
 	if v == "" {
 		return 0, false

@@ -384,5 +384,14 @@ func upgradeType(h http.Header) string {
 	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
 		return ""
 	}
-	return h.Get("Upgrade")
+	return headerValue(h, "Upgrade")
+}
+
+// headerValue is h.Get(k) for a k already in canonical form, which Get would canonicalize again per call. Both
+// servers and both clients store canonical keys.
+func headerValue(h http.Header, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

@@ -164,7 +164,7 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.grpc = isGRPC(r)
 
 	ctx := r.Context()
-	upgrade := r.Header.Get("Upgrade") != ""
+	upgrade := headerValue(r.Header, "Upgrade") != ""
 	if upgrade {
 		// An upgraded connection outlives Server.Shutdown's bookkeeping: tie it to the proxy's hard stop.
 		var cancel context.CancelFunc

@@ -257,8 +257,24 @@ func (s *Sidecar) Store() *telemetry.Store { return s.pipeline.Store }
 // ExportStats returns the export processor's counters.
 func (s *Sidecar) ExportStats() telemetry.Stats { return s.pipeline.Processor.Stats() }
 
-// Flush exports every finished span now.
-func (s *Sidecar) Flush(ctx context.Context) error { return s.pipeline.Provider.ForceFlush(ctx) }
+// Flush exports every finished span now. It first waits, within ctx, until no request is in flight: a hop ends
+// its span after the client has the response (see proxy's direct path), so a client's last response can come
+// before its span is queued.
+func (s *Sidecar) Flush(ctx context.Context) error {
+	st := s.proxy.Stats()
+	if st.Inbound.InFlight.Load()+st.Egress.InFlight.Load() > 0 {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for st.Inbound.InFlight.Load()+st.Egress.InFlight.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("flush: requests still in flight: %w", ctx.Err())
+			case <-tick.C:
+			}
+		}
+	}
+	return s.pipeline.Provider.ForceFlush(ctx)
+}
 
 // ReloadPlugins recompiles changed plugin files (SIGHUP).
 func (s *Sidecar) ReloadPlugins(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package h1head
 
 import (
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -67,6 +68,15 @@ func TestFieldPieces(t *testing.T) {
 		}
 		if got := httpguts.ValidHeaderFieldValue(tt.s); got != tt.val {
 			t.Errorf("ValidFieldValue(%q) = %v; want %v", tt.s, got, tt.val)
+		}
+	}
+}
+
+// trimOWS is strings.Trim(v, " \t").
+func TestTrimOWS(t *testing.T) {
+	for _, v := range []string{"", " ", "\t", " \t \t", "a", " a", "a ", "\ta\t", " \t a b \t ", "a\t \tb", "\ra\n", " \u00a0a\u00a0 "} {
+		if got, want := trimOWS(v), strings.Trim(v, " \t"); got != want {
+			t.Errorf("trimOWS(%q) = %q; want %q", v, got, want)
 		}
 	}
 }

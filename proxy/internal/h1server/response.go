@@ -389,7 +389,7 @@ func writeField(bw *bufio.Writer, k string, vs []string) {
 		return
 	}
 	for _, v := range vs {
-		if strings.ContainsAny(v, "\r\n") {
+		if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 		}
 		bw.WriteString(k)
