@@ -262,15 +262,13 @@ func (s *Sidecar) ExportStats() telemetry.Stats { return s.pipeline.Processor.St
 // before its span is queued.
 func (s *Sidecar) Flush(ctx context.Context) error {
 	st := s.proxy.Stats()
-	if st.Inbound.InFlight.Load()+st.Egress.InFlight.Load() > 0 {
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for st.Inbound.InFlight.Load()+st.Egress.InFlight.Load() > 0 {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("flush: requests still in flight: %w", ctx.Err())
-			case <-tick.C:
-			}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for st.Inbound.InFlight.Load()+st.Egress.InFlight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush: requests still in flight: %w", ctx.Err())
+		case <-tick.C:
 		}
 	}
 	return s.pipeline.Provider.ForceFlush(ctx)

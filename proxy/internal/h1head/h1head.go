@@ -69,16 +69,16 @@ func NextField(rest string) (k, v, after string, done, ok bool) {
 	if !found || !httpguts.ValidHeaderFieldName(k) { // a token (RFC 9110 §5.6.2)
 		return "", "", after, false, false
 	}
-	v = trimOWS(v)
+	v = TrimOWS(v)
 	if !httpguts.ValidHeaderFieldValue(v) { // field-content: no control characters but HTAB
 		return "", "", after, false, false
 	}
 	return textproto.CanonicalMIMEHeaderKey(k), v, after, false, true
 }
 
-// trimOWS removes the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) around a field value: what
-// strings.Trim(v, " \t") does, without building a set of the two bytes per call.
-func trimOWS(v string) string {
+// TrimOWS removes the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) around a field value or list
+// element: what strings.Trim(v, " \t") does, without building a set of the two bytes per call.
+func TrimOWS(v string) string {
 	for v != "" && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
 	}

@@ -72,11 +72,11 @@ func TestFieldPieces(t *testing.T) {
 	}
 }
 
-// trimOWS is strings.Trim(v, " \t").
+// TrimOWS is strings.Trim(v, " \t").
 func TestTrimOWS(t *testing.T) {
 	for _, v := range []string{"", " ", "\t", " \t \t", "a", " a", "a ", "\ta\t", " \t a b \t ", "a\t \tb", "\ra\n", " \u00a0a\u00a0 "} {
-		if got, want := trimOWS(v), strings.Trim(v, " \t"); got != want {
-			t.Errorf("trimOWS(%q) = %q; want %q", v, got, want)
+		if got, want := TrimOWS(v), strings.Trim(v, " \t"); got != want {
+			t.Errorf("TrimOWS(%q) = %q; want %q", v, got, want)
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (w *response) WriteHeader(code int) {
 		for v != "" {
 			var k string
 			k, v, _ = strings.Cut(v, ",")
-			k = textproto.CanonicalMIMEHeaderKey(strings.Trim(k, " \t"))
+			k = textproto.CanonicalMIMEHeaderKey(h1head.TrimOWS(k))
 			switch k {
 			case "", "Transfer-Encoding", "Trailer", "Content-Length":
 			default:
@@ -188,9 +188,6 @@ func (w *response) FlushError() error {
 // AbortOnCancel was given, writes fail with ErrEnded, and the handler's return writes nothing more. It
 // returns the connection's write error, if any.
 func (w *response) End() error {
-	if w.done {
-		return w.err
-	}
 	c := w.c
 	c.wmu.Lock()
 	c.reqCancel, c.abortee = nil, nil
