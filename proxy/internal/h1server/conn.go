@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type conn struct {
 	res response
 	hdr http.Header // the request header map, cleared and reused
 	val []string    // backing array of the header values, reused
+	url url.URL     // the request's URL, reused as the header map is
 
 	// The watch: a read started when a handler runs longer than WatchAfter, to notice the client leaving.
 	wmu           sync.Mutex
@@ -146,7 +148,7 @@ func (c *conn) serve() {
 		head := string(c.peek(n))
 		c.val = c.val[:0]
 		clear(c.hdr)
-		if c.val, ok = parseHead(head, &r, c.hdr, c.val); !ok {
+		if c.val, ok = parseHead(head, &r, c.hdr, c.val, &c.url); !ok {
 			handedOff = true
 			c.handOver()
 			return

@@ -19,8 +19,9 @@
 // What the fast path saves over net/http's server is per request: the background read goroutine and its
 // deadline dance (a client that goes away is noticed by a read started only when the handler takes longer
 // than a few milliseconds), the copy of the response header at WriteHeader, sorting the fields, and most of
-// the allocations of parsing the head (one string for the whole head, one slice for all values, a header map
-// and writer reused per connection).
+// the allocations of parsing the head (one string for the whole head, one slice for all values, a header map,
+// URL and writer reused per connection). A handler therefore must not keep the request's Header or URL after
+// it returns.
 //
 // The response writer has two methods a proxy can use beyond http.ResponseWriter: AbortOnCancel, which sets
 // the deadline of a connection the handler waits on (the upstream's) in the past when the client leaves, as
