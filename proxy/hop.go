@@ -58,7 +58,16 @@ type hop struct {
 	forward bool
 	direct  bool // the target allows the direct path (forward.go) for eligible requests
 	kindOpt trace.SpanStartOption
+	startAt startAter // the tracer, when it takes a start time without a trace.WithTimestamp option
 }
+
+// startAter and endAter are sidetrace's tracer and span (internal/telemetry) taking their times without a
+// trace.WithTimestamp option, which is an allocation per call.
+type startAter interface {
+	StartAt(ctx context.Context, name string, ts time.Time, opts ...trace.SpanStartOption) (context.Context, trace.Span)
+}
+
+type endAter interface{ EndAt(ts time.Time) }
 
 type exchangeKey struct{}
 
@@ -127,6 +136,7 @@ func (p *Proxy) newHop(kind trace.SpanKind, target *url.URL, prop *propagators.P
 	h := &hop{p: p, kind: kind, target: target, prop: prop, stats: stats, forward: target == nil}
 	h.direct = directTarget(target, p.opts.UpstreamProtocol)
 	h.kindOpt = trace.WithSpanKind(kind)
+	h.startAt, _ = p.opts.Tracer.(startAter)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: p.transport,
@@ -196,13 +206,19 @@ func (h *hop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.attrBuf = h.p.attrs.get()
 	name, attrs := h.requestAttributes(r, x, x.attrBuf.kv[:0])
 	x.attrs = append(attrs, x.plug.Attributes...)
-	x.startOpts[0], x.startOpts[1] = h.kindOpt, trace.WithTimestamp(x.start)
-	n := 2
+	x.startOpts[0] = h.kindOpt
+	n := 1
 	if len(links) > 0 {
 		x.startOpts[n] = trace.WithLinks(links...)
 		n++
 	}
-	ctx, x.span = h.p.opts.Tracer.Start(parent, name, x.startOpts[:n]...)
+	if h.startAt != nil {
+		ctx, x.span = h.startAt.StartAt(parent, name, x.start, x.startOpts[:n]...)
+	} else {
+		x.startOpts[n] = trace.WithTimestamp(x.start)
+		n++
+		ctx, x.span = h.p.opts.Tracer.Start(parent, name, x.startOpts[:n]...)
+	}
 	x.plug.Attributes = x.plug.Attributes[:0]
 	x.rwv = responseWriter{ResponseWriter: w}
 	x.rw = &x.rwv
@@ -423,8 +439,12 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	span.SetAttributes(attrs...)
 	h.p.attrs.put(x.attrBuf, attrs) // the SDK copied them
 	x.attrs, x.attrBuf = nil, nil
-	x.endOpts[0] = trace.WithTimestamp(end)
-	span.End(x.endOpts[:]...)
+	if e, ok := span.(endAter); ok {
+		e.EndAt(end)
+	} else {
+		x.endOpts[0] = trace.WithTimestamp(end)
+		span.End(x.endOpts[:]...)
+	}
 
 	if l := h.p.opts.AccessLog; l != nil {
 		sc := span.SpanContext()

@@ -75,6 +75,20 @@ func newTracer(p *Pipeline, name string, opts ...trace.TracerOption) trace.Trace
 // Start implements trace.Tracer: the steps of the SDK's tracer.Start, newSpan and newRecordingSpan.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	config := trace.NewSpanStartConfig(opts...)
+	return t.start(ctx, name, config.Timestamp(), &config)
+}
+
+// StartAt is Start with the start time given apart from opts (zero: now): a trace.WithTimestamp option is
+// an allocation per span.
+func (t *Tracer) StartAt(ctx context.Context, name string, ts time.Time, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	config := trace.NewSpanStartConfig(opts...)
+	if ts.IsZero() {
+		ts = config.Timestamp()
+	}
+	return t.start(ctx, name, ts, &config)
+}
+
+func (t *Tracer) start(ctx context.Context, name string, ts time.Time, config *trace.SpanConfig) (context.Context, trace.Span) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -114,7 +128,7 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 
 	s := &span{
 		tracer: t, parent: psc, sc: sc, kind: trace.ValidateSpanKind(config.SpanKind()), name: name,
-		start: config.Timestamp(),
+		start: ts,
 	}
 	if s.start.IsZero() {
 		s.start = time.Now()
@@ -280,13 +294,32 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 		}
 		s.addEvent(semconv.ExceptionEventName, trace.NewEventConfig(trace.WithAttributes(attrs...)))
 	}
+	if ts := config.Timestamp(); !ts.IsZero() {
+		end = ts
+	}
+	s.finish(end)
+}
+
+// EndAt is End with the end time given (zero: now) instead of a trace.WithTimestamp option, an allocation per
+// span; it records no panic, which only a deferred End can recover.
+func (s *span) EndAt(ts time.Time) {
+	if ts.IsZero() {
+		ts = s.start.Add(time.Since(s.start))
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.finish(ts)
+}
+
+// finish ends the span at end and hands it to the processor; s.mu is held, and released.
+func (s *span) finish(end time.Time) {
 	if s.taskEnd != nil {
 		s.mu.Unlock()
 		s.taskEnd()
 		s.mu.Lock()
-	}
-	if ts := config.Timestamp(); !ts.IsZero() {
-		end = ts
 	}
 	s.end, s.ended = end, true
 	s.dedupe()

@@ -340,6 +340,47 @@ func TestTracer_TraceIDAndClock(t *testing.T) {
 	p.exported(t)
 }
 
+// StartAt and EndAt are Start and End with trace.WithTimestamp, without the option's allocation each.
+func TestTracer_StartAtEndAt(t *testing.T) {
+	p := newTracerPair(t, sdktrace.AlwaysSample())
+	ts := time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC)
+	link := trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}})}
+	_, s := p.sdk.Start(context.Background(), "hop", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(ts), trace.WithLinks(link))
+	s.SetAttributes(attribute.Int("n", 1))
+	s.End(trace.WithTimestamp(ts.Add(time.Millisecond)))
+	own := p.own.(*Tracer)
+	_, s = own.StartAt(context.Background(), "hop", ts, trace.WithSpanKind(trace.SpanKindServer), trace.WithLinks(link))
+	s.SetAttributes(attribute.Int("n", 1))
+	s.(*span).EndAt(ts.Add(time.Millisecond))
+	s.(*span).EndAt(ts.Add(time.Hour)) // ended already: no effect
+	s.End()
+
+	// Zero times are the clock's, as without the option.
+	before := time.Now()
+	_, z := own.StartAt(context.Background(), "now", time.Time{})
+	z.(*span).EndAt(time.Time{})
+	after := time.Now()
+	if ro := z.(sdktrace.ReadOnlySpan); ro.StartTime().Before(before) || ro.EndTime().After(after) || ro.EndTime().Before(ro.StartTime()) {
+		t.Errorf("start %s end %s; want within [%s, %s]", ro.StartTime(), ro.EndTime(), before, after)
+	}
+
+	kind := trace.WithSpanKind(trace.SpanKindServer)
+	withOpts := testing.AllocsPerRun(200, func() {
+		_, s := own.Start(context.Background(), "a", kind, trace.WithTimestamp(ts))
+		s.End(trace.WithTimestamp(ts))
+	})
+	withAt := testing.AllocsPerRun(200, func() {
+		_, s := own.StartAt(context.Background(), "a", ts, kind)
+		s.(*span).EndAt(ts)
+	})
+	if withAt > withOpts-2 {
+		t.Errorf("StartAt and EndAt: %v allocations per span; Start and End with timestamps: %v; want 2 fewer", withAt, withOpts)
+	}
+
+	sdk, ownSpans := p.exported(t)
+	compareExports(t, sdk, ownSpans[:1])
+}
+
 // After the pipeline is shut down, spans end without reaching the processor, as the SDK's do once its
 // provider has unregistered it; nothing is counted as dropped.
 func TestTracer_AfterShutdown(t *testing.T) {
