@@ -56,6 +56,34 @@ type h1Conn struct {
 	addr   string
 	idleAt time.Time
 	reused bool
+	// deadline is the read deadline set for a response head, kept between exchanges while no body has been
+	// read from the connection itself (zero: none set).
+	deadline time.Time
+}
+
+// headDeadline sets the read deadline for a response head, timeout from now. One set less than timeout/32
+// ago (at most a second) is kept: the wait is then up to that much shorter, and an exchange on a busy
+// connection costs no timer update (two per exchange, with the clearing after the head, were half a
+// percent of the CPU at 5000 requests/s).
+func (pc *h1Conn) headDeadline(timeout time.Duration) {
+	want := time.Now().Add(timeout)
+	if pc.deadline.IsZero() || want.Sub(pc.deadline) > min(timeout/32, time.Second) {
+		pc.deadline = want
+		_ = pc.c.SetReadDeadline(want)
+	}
+}
+
+// bodyDeadline clears the head's deadline unless the body is already buffered (or there is none): a body
+// read from the connection has no deadline, since streams may run any length.
+func (pc *h1Conn) bodyDeadline(res *http.Response) {
+	if pc.deadline.IsZero() || res.Body == http.NoBody {
+		return
+	}
+	if b, ok := res.Body.(*lengthBody); ok && b.remaining <= int64(pc.br.Buffered()) {
+		return
+	}
+	pc.deadline = time.Time{}
+	_ = pc.c.SetReadDeadline(time.Time{})
 }
 
 func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn, error), maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Client {
@@ -177,7 +205,7 @@ func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, in
 		_ = r.Body.Close()
 	}
 	if c.headerTimeout > 0 {
-		_ = pc.c.SetReadDeadline(time.Now().Add(c.headerTimeout))
+		pc.headDeadline(c.headerTimeout)
 	}
 	var res *http.Response
 	for {
@@ -204,9 +232,7 @@ func (c *h1Client) exchange(ctx context.Context, r *http.Request, pc *h1Conn, in
 			}
 		}
 	}
-	if c.headerTimeout > 0 {
-		_ = pc.c.SetReadDeadline(time.Time{})
-	}
+	pc.bodyDeadline(res)
 	reuse := !res.Close && !r.Close
 	if res.Body == http.NoBody {
 		c.release(pc, w.end() && reuse)

@@ -223,6 +223,60 @@ func TestH1Client_ResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
+// The head's read deadline is kept between exchanges on a connection while bodies come from the buffer: it
+// still ends a slow head on the reused connection, it never cuts a body read from the connection, and a
+// connection idle past it is still checked and reused.
+func TestH1Client_KeptHeadDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow-head":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/slow-body": // declared length, sent in two parts three timeouts apart
+			w.Header().Set("Content-Length", "2")
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+			io.WriteString(w, "b")
+		default:
+			io.WriteString(w, "ok")
+		}
+	}))
+	t.Cleanup(func() { close(release) })
+	c := newTestH1Client(t, 100*time.Millisecond)
+	get := func(path string) string {
+		_, body := doH1(t, c, httptest.NewRequest("GET", srv.URL+path, nil))
+		return body
+	}
+	if get("/") != "ok" || get("/") != "ok" {
+		t.Fatal("unexpected body")
+	}
+	if got := get("/slow-body"); got != "ab" {
+		t.Fatalf("slow body: %q, want \"ab\"", got)
+	}
+	if get("/") != "ok" {
+		t.Fatal("unexpected body after the slow body")
+	}
+	time.Sleep(200 * time.Millisecond) // past the deadline kept from the last exchange
+	// Not retryable (POST): the idle connection is checked before use, which the passed deadline must not fail.
+	if _, body := doH1(t, c, httptest.NewRequest("POST", srv.URL+"/", nil)); body != "ok" {
+		t.Fatalf("POST: %q", body)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	_, err := c.RoundTrip(httptest.NewRequest("GET", srv.URL+"/slow-head", nil))
+	if err == nil || !isHeaderTimeout(err) {
+		t.Fatalf("slow head on the reused connection: err = %v, want a response-header timeout", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1 (the slow head on the reused one)", n)
+	}
+}
+
 func TestH1Client_CancelMidBody(t *testing.T) {
 	release := make(chan struct{})
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {

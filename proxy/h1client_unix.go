@@ -20,10 +20,10 @@ func connAlive(c net.Conn) bool {
 	}
 	alive := false
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	// Control, not Read: a read deadline kept from the last exchange (h1Conn.headDeadline) may have passed.
+	err = raw.Control(func(fd uintptr) {
 		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		alive = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true // never wait for readiness
 	})
 	return err == nil && alive
 }
