@@ -58,6 +58,7 @@ type conn struct {
 	wmu           sync.Mutex
 	wstate        int    // 0 off, 1 armed, 2 reading
 	armedTick     uint64 // the scanner's tick when armed
+	listed        bool   // in the server's watched list
 	wdone         chan struct{}
 	wbyte         [1]byte
 	whas          bool      // wbyte holds the first byte of a pipelined request
@@ -291,13 +292,15 @@ func (c *conn) serveRequest(pr *request) (keep bool) {
 func (c *conn) armWatch() {
 	c.wmu.Lock()
 	armed := c.wstate == 0 && c.br.Buffered() == 0 && !c.whas
+	list := false
 	if armed {
 		c.wstate = 1
 		c.armedTick = c.s.tick.Load()
+		list, c.listed = !c.listed, true
 	}
 	c.wmu.Unlock()
 	if armed {
-		c.s.armed()
+		c.s.armed(c, list)
 	}
 }
 

@@ -39,7 +39,11 @@ type Server struct {
 	date      atomic.Pointer[cachedDate]
 
 	// The scanner starts the watch of connections whose handler has run for WatchAfter; it ticks every
-	// WatchAfter while requests come, and sleeps after a tick without any.
+	// WatchAfter while requests come, and sleeps after a tick without any. It looks only at the connections
+	// in watched, those armed or reading since its last tick: going through every connection at each tick,
+	// on cold caches, had cost half a percent of the CPU at 5000 requests/s over 64 connections.
+	watchMu    sync.Mutex
+	watched    []*conn
 	scanOnce   sync.Once
 	stopOnce   sync.Once
 	scanStop   chan struct{}
@@ -193,8 +197,14 @@ func (s *Server) stop() {
 	<-s.scanDone
 }
 
-// armed wakes the scanner when it sleeps; called after a connection armed its watch.
-func (s *Server) armed() {
+// armed wakes the scanner when it sleeps; called after a connection armed its watch, with list when the
+// connection is not in s.watched yet.
+func (s *Server) armed(c *conn, list bool) {
+	if list {
+		s.watchMu.Lock()
+		s.watched = append(s.watched, c)
+		s.watchMu.Unlock()
+	}
 	s.arms.Add(1)
 	if s.scanAsleep.Load() && s.scanAsleep.CompareAndSwap(true, false) {
 		select {
@@ -217,8 +227,9 @@ func (s *Server) scan() {
 		}
 		tick := s.tick.Add(1)
 		busy := false
-		s.mu.Lock()
-		for c := range s.conns {
+		s.watchMu.Lock()
+		kept := s.watched[:0]
+		for _, c := range s.watched {
 			c.wmu.Lock()
 			switch c.wstate {
 			case 1:
@@ -226,12 +237,18 @@ func (s *Server) scan() {
 				if tick-c.armedTick >= 2 { // armed a full tick ago at least
 					c.startWatch()
 				}
+				kept = append(kept, c)
 			case 2:
 				busy = true
+				kept = append(kept, c)
+			default:
+				c.listed = false
 			}
 			c.wmu.Unlock()
 		}
-		s.mu.Unlock()
+		clear(s.watched[len(kept):])
+		s.watched = kept
+		s.watchMu.Unlock()
 		if arms := s.arms.Load(); busy || arms != lastArms {
 			lastArms = arms
 			continue

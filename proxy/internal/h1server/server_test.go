@@ -415,6 +415,44 @@ func TestFastPath_ClientGoneCancelsTheRequestContext(t *testing.T) {
 	}
 }
 
+// The same on a keep-alive connection, whether its next request comes while the scanner still lists it from
+// the one before or after the scanner let it go.
+func TestFastPath_ClientGoneCancelsALaterRequest(t *testing.T) {
+	cancelled := make(chan error, 1)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/wait" {
+			io.WriteString(w, "ok")
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			cancelled <- context.Cause(r.Context())
+		case <-time.After(10 * time.Second):
+			cancelled <- errors.New("the context was not cancelled within 10s of the client leaving")
+		}
+	}), nil)
+	for _, pause := range []time.Duration{0, 30 * time.Millisecond} {
+		c := dial(t, addr)
+		br := bufio.NewReader(c)
+		for range 3 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		time.Sleep(pause) // 0: still listed from the requests before; 30ms: several ticks later, let go
+		io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		if err := <-cancelled; !errors.Is(err, context.Canceled) {
+			t.Errorf("pause %v: %v", pause, err)
+		}
+	}
+}
+
 // AbortOnCancel: a connection the handler waits on is unblocked when the client leaves, and ClearAbort tells
 // whether that happened.
 func TestFastPath_AbortOnCancel(t *testing.T) {
