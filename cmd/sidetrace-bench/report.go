@@ -127,6 +127,54 @@ func summarizeOpen(ms []measurement, i int, maxForeign float64) summary {
 	return summarizeRuns(runs, maxForeign)
 }
 
+// addedVsNginx returns, round by round, a scenario's p99 added over direct at the i-th rate minus nginx's in
+// the same round: pairing by round cancels the host's drift between rounds, which moves one scenario's
+// p99 added by more than the gaps compared. Rounds where either run was disturbed or had no interleaved
+// baseline are left out.
+func addedVsNginx(ms, ngx []measurement, i int, maxForeign float64) []float64 {
+	added := func(m measurement) (float64, bool) {
+		if i >= len(m.Open) || m.OpenForeign[i]*100 > maxForeign || m.Open[i].BaseRequests == 0 {
+			return 0, false
+		}
+		return m.Open[i].P99us - m.Open[i].BaseP99us, true
+	}
+	var diffs []float64
+	for _, m := range ms {
+		a, ok := added(m)
+		if !ok {
+			continue
+		}
+		for _, n := range ngx {
+			if n.Round != m.Round {
+				continue
+			}
+			if b, ok := added(n); ok {
+				diffs = append(diffs, a-b)
+			}
+		}
+	}
+	return diffs
+}
+
+// diffCell prints round-by-round differences: their median, and their range when there are several.
+func diffCell(diffs []float64) string {
+	switch len(diffs) {
+	case 0:
+		return "–"
+	case 1:
+		return fmtSignedUs(diffs[0])
+	}
+	return fmt.Sprintf("%s (%s to %s)", fmtSignedUs(median(diffs)), fmtSignedUs(slices.Min(diffs)), fmtSignedUs(slices.Max(diffs)))
+}
+
+// ratioCell prints a proxy's CPU per request as a multiple of nginx's.
+func ratioCell(cpu, nginxCPU float64) string {
+	if cpu <= 0 || nginxCPU <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", cpu/nginxCPU)
+}
+
 // runsCell says how many runs the figures are from, and how many were left out.
 func runsCell(s summary) string {
 	c := fmt.Sprint(s.runs)
@@ -166,8 +214,12 @@ func (r *report) writeMarkdown(w io.Writer) error {
 
 	fmt.Fprintf(&b, "Closed loop: %d connections, HTTP/1.1 keep-alive (h2c where named), %s GET responses on loopback.\n\n",
 		cfg.Conc, sizeName(cfg.Size))
-	b.WriteString("| scenario | runs | req/s | spread | p50 | p99 | p99.9 | proxy CPU ms / 1000 req | proxy peak RSS MB | req/s vs direct |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	// nginx is the reference for the HTTP/1.1 proxies: their CPU per request as a multiple of its, and their
+	// p99 added over direct minus its.
+	ngx, hasNginx := r.Results["nginx"]
+	vsNginx := func(sc scenario) bool { return hasNginx && !sc.h2c && sc.name != sc.baseline && sc.name != "nginx" }
+	b.WriteString("| scenario | runs | req/s | spread | p50 | p99 | p99.9 | proxy CPU ms / 1000 req | proxy peak RSS MB | req/s vs direct | CPU vs nginx |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, sc := range ran {
 		s := summarize(r.Results[sc.name], cfg.MaxForeign)
 		hasProxy := s.cpuPer1k > 0 || s.peakRSSMiB > 0
@@ -175,15 +227,21 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		if base, ok := baseline(sc); ok && base.rps > 0 {
 			ratio = fmt.Sprintf("%.2f", s.rps/base.rps)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f%% | %s | %s | %s | %s | %s | %s |\n",
+		cpuVs := "–"
+		if sc.name == "nginx" {
+			cpuVs = "1.00"
+		} else if vsNginx(sc) {
+			cpuVs = ratioCell(s.cpuPer1k, summarize(ngx, cfg.MaxForeign).cpuPer1k)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f%% | %s | %s | %s | %s | %s | %s | %s |\n",
 			sc.name, runsCell(s), s.rps, s.rpsSpread, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999),
-			dash(hasProxy, fmt.Sprintf("%.1f", s.cpuPer1k)), dash(hasProxy, fmt.Sprintf("%.1f", s.peakRSSMiB)), ratio)
+			dash(hasProxy, fmt.Sprintf("%.1f", s.cpuPer1k)), dash(hasProxy, fmt.Sprintf("%.1f", s.peakRSSMiB)), ratio, cpuVs)
 	}
 
 	if len(cfg.Rates) > 0 {
-		fmt.Fprintf(&b, "\nOpen loop: fixed request rate over up to %d connections; latency counted from each request's scheduled send time. Through a proxy, a direct request to the upstream is scheduled between every two proxied ones, at the same rate; p99 added is the proxied p99 minus that direct p99, per run.\n\n", cfg.OpenConc)
-		b.WriteString("| scenario | target req/s | runs | achieved req/s | p50 | p99 | p99.9 | p99 added over direct | proxy CPU ms / 1000 req |\n")
-		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		fmt.Fprintf(&b, "\nOpen loop: fixed request rate over up to %d connections; latency counted from each request's scheduled send time. Through a proxy, a direct request to the upstream is scheduled between every two proxied ones, at the same rate; p99 added is the proxied p99 minus that direct p99, per run. Against nginx, the p99 added is compared round by round (median, and range over the rounds).\n\n", cfg.OpenConc)
+		b.WriteString("| scenario | target req/s | runs | achieved req/s | p50 | p99 | p99.9 | p99 added over direct | p99 added minus nginx's | proxy CPU ms / 1000 req | CPU vs nginx |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for i, rate := range cfg.Rates {
 			for _, sc := range ran {
 				s := summarizeOpen(r.Results[sc.name], i, cfg.MaxForeign)
@@ -196,9 +254,16 @@ func (r *report) writeMarkdown(w io.Writer) error {
 						added = fmtSignedUs(s.p99-summarizeOpen(ms, i, cfg.MaxForeign).p99) + " (separate runs)"
 					}
 				}
-				fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |\n",
-					sc.name, rate, runsCell(s), s.rps, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999), added,
-					dash(s.cpuPer1k > 0, fmt.Sprintf("%.1f", s.cpuPer1k)))
+				addedVs, cpuVs := "–", "–"
+				if sc.name == "nginx" {
+					cpuVs = "1.00"
+				} else if vsNginx(sc) {
+					addedVs = diffCell(addedVsNginx(r.Results[sc.name], ngx, i, cfg.MaxForeign))
+					cpuVs = ratioCell(s.cpuPer1k, summarizeOpen(ngx, i, cfg.MaxForeign).cpuPer1k)
+				}
+				fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+					sc.name, rate, runsCell(s), s.rps, fmtUs(s.p50), fmtUs(s.p99), fmtUs(s.p999), added, addedVs,
+					dash(s.cpuPer1k > 0, fmt.Sprintf("%.1f", s.cpuPer1k)), cpuVs)
 			}
 		}
 	}

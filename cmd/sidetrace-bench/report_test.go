@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,6 +56,65 @@ func TestParseCPUList(t *testing.T) {
 		got, err := parseCPUList(tc.in)
 		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
 			t.Errorf("parseCPUList(%q): got %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// The tables compare each HTTP/1.1 proxy with nginx: CPU per request as a multiple of nginx's, and the p99
+// added over direct minus nginx's in the same round (median and range), leaving out disturbed rounds.
+func TestReport_VsNginx(t *testing.T) {
+	// One measurement: closed-loop CPU, and at 1000 req/s the given p99 over a direct p99 of 1000µs.
+	m := func(round int, closedCPUms, openCPUms, p99 float64, foreign float64) measurement {
+		closed := loadResult{RPS: 1000, P99us: 2000, Requests: 10000}
+		open := loadResult{RPS: 1000, P99us: p99, Requests: 5000, BaseRequests: 5000, BaseP99us: 1000}
+		return measurement{Round: round, Closed: closed, CPU: time.Duration(closedCPUms * float64(time.Millisecond)),
+			Open: []loadResult{open}, OpenCPU: []time.Duration{time.Duration(openCPUms * float64(time.Millisecond))},
+			OpenForeign: []float64{foreign}}
+	}
+	r := &report{
+		Config: runConfig{Scenarios: []string{"direct", "nginx", "sidetrace", "sidetrace-h2c"}, Rates: []float64{1000}, MaxForeign: 10},
+		Results: map[string][]measurement{
+			"direct": {m(1, 0, 0, 1000, 0), m(2, 0, 0, 1000, 0), m(3, 0, 0, 1000, 0)},
+			// CPU 100 ms per 10000 requests closed (10 per 1000), 250 per 5000 open (50 per 1000).
+			"nginx": {m(1, 100, 250, 1800, 0), m(2, 100, 250, 2500, 0), m(3, 100, 250, 1900, 0)},
+			// Round by round its p99 added minus nginx's: +300, −400, and round 3 disturbed (left out).
+			"sidetrace":     {m(1, 240, 375, 2100, 0), m(2, 240, 375, 2100, 0), m(3, 240, 375, 9900, 0.5)},
+			"sidetrace-h2c": {m(1, 500, 500, 3000, 0), m(2, 500, 500, 3000, 0), m(3, 500, 500, 3000, 0)},
+		},
+		Rounds: 3,
+	}
+	var b strings.Builder
+	if err := r.writeMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	row := func(prefix string) []string {
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(line, prefix) {
+				cells := strings.Split(strings.Trim(line, "| "), " | ")
+				return cells
+			}
+		}
+		t.Fatalf("no row %q in:\n%s", prefix, b.String())
+		return nil
+	}
+	for _, tc := range []struct {
+		prefix string
+		cell   int
+		want   string
+	}{
+		{"| nginx | 3 | 1000 |", 10, "1.00"},      // closed loop
+		{"| sidetrace | 3 | 1000 |", 10, "2.40"},  // 24 / 10
+		{"| sidetrace-h2c | 3 | 1000 |", 10, "–"}, // not an HTTP/1.1 proxy
+		{"| nginx | 1000 |", 8, "–"},              // open loop: p99 added minus nginx's
+		{"| nginx | 1000 |", 10, "1.00"},
+		{"| sidetrace | 1000 | 2 (+1 dropped)", 7, "+1.10ms"},                  // its own p99 added, median of the kept rounds
+		{"| sidetrace | 1000 | 2 (+1 dropped)", 8, "−50µs (−400µs to +300µs)"}, // paired with nginx's rounds 1 and 2
+		{"| sidetrace | 1000 | 2 (+1 dropped)", 10, "1.50"},                    // 75 / 50
+		{"| sidetrace-h2c | 1000 |", 8, "–"},
+		{"| sidetrace-h2c | 1000 |", 10, "–"},
+	} {
+		if got := row(tc.prefix)[tc.cell]; got != tc.want {
+			t.Errorf("row %q, cell %d: %q; want %q", tc.prefix, tc.cell, got, tc.want)
 		}
 	}
 }
