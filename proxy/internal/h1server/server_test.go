@@ -396,15 +396,20 @@ func TestFastPath_RequestBodies(t *testing.T) {
 	}
 }
 
+// waitCancelled waits for the request's context to be cancelled and returns its cause, or an error after 10s.
+func waitCancelled(r *http.Request) error {
+	select {
+	case <-r.Context().Done():
+		return context.Cause(r.Context())
+	case <-time.After(10 * time.Second):
+		return errors.New("the context was not cancelled within 10s of the client leaving")
+	}
+}
+
 func TestFastPath_ClientGoneCancelsTheRequestContext(t *testing.T) {
 	cancelled := make(chan error, 1)
 	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			cancelled <- context.Cause(r.Context())
-		case <-time.After(10 * time.Second):
-			cancelled <- errors.New("the context was not cancelled within 10s of the client leaving")
-		}
+		cancelled <- waitCancelled(r)
 	}), nil)
 	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -424,12 +429,7 @@ func TestFastPath_ClientGoneCancelsALaterRequest(t *testing.T) {
 			io.WriteString(w, "ok")
 			return
 		}
-		select {
-		case <-r.Context().Done():
-			cancelled <- context.Cause(r.Context())
-		case <-time.After(10 * time.Second):
-			cancelled <- errors.New("the context was not cancelled within 10s of the client leaving")
-		}
+		cancelled <- waitCancelled(r)
 	}), nil)
 	for _, pause := range []time.Duration{0, 30 * time.Millisecond} {
 		c := dial(t, addr)
