@@ -20,8 +20,9 @@ type request struct {
 }
 
 // parseHead parses head (ending in its empty line) into r and h, using vals as the backing array of the
-// header values and u for the request target (r.url is u). It reports false for anything the fast path leaves to net/http: the caller then hands the
-// connection over, and net/http accepts the request or answers 400 as it always does.
+// header values and u for the request target (r.url is u). It reports false for anything the fast path
+// leaves to net/http: the caller then hands the connection over, and net/http accepts the request or
+// answers 400 as it always does.
 func parseHead(head string, r *request, h http.Header, vals []string, u *url.URL) ([]string, bool) {
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
