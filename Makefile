@@ -29,9 +29,10 @@ run: build $(BIN)/hello
 	$(BIN)/sidetrace
 
 ## tools: what the tests need beyond Go: wat2wasm (wabt) for the WAT plugins, Debian's rustc with the wasm32
-## standard library and clang/lld/wasi-libc for the Rust and C SDKs, the AssemblyScript compiler from npm.
+## standard library and clang/lld/wasi-libc for the Rust and C SDKs, nginx-light for the benchmark driver's
+## paired-run test, the AssemblyScript compiler from npm.
 ## Installed with apt-get and npm when running as root, otherwise named in one line.
-TOOL_PKGS := wabt rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32
+TOOL_PKGS := wabt rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32 nginx-light
 tools:
 	@missing=$$(for p in $(TOOL_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -63,7 +64,7 @@ fuzz:
 	done
 
 ## bench: end-to-end figures as one table (direct, nginx, sidetrace with sampling off and on, with the example
-## plugins, over h2c), then the hot-path micro-benchmarks. BENCH_QUICK=1 for a smoke run; BENCH_FLAGS for more
+## plugins, over h2c; the plugins side by side with nginx at 1000 requests/s), then the hot-path micro-benchmarks. BENCH_QUICK=1 for a smoke run; BENCH_FLAGS for more
 ## sidetrace-bench flags (e.g. -nice -10 on a shared machine).
 BENCH_SCENARIOS ?= direct,nginx,sidetrace-off,sidetrace,sidetrace-plugins,sidetrace-plugins-go,direct-h2c,sidetrace-h2c
 bench: build plugins
@@ -71,7 +72,7 @@ bench: build plugins
 	  { echo "installing nginx-light for the comparison row"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }; } || \
 	  echo "nginx is missing (apt-get install nginx-light): its row is skipped"
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
-	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m \
+	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m -paired sidetrace-plugins -paired-d 12s \
 	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json -plugins-go-env SIDETRACE_PLUGINS_FILE=bench/plugins-go.json $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms ./proxy/... ./propagators/ ./internal/sampling/ ./internal/telemetry/ ./plugins/
 

@@ -32,6 +32,16 @@ type loadConfig struct {
 	// connections of its own, and its latency is reported apart: a baseline measured in the same moments, so
 	// the added latency of a proxy is not a difference between two runs on a noisy machine.
 	BaselineURL string
+	// AltURL (open loop): a second target, sent the proxied requests of every other Slice of the run
+	// (URL gets the first Slice, AltURL the second, and so on), each at Rate while it has them; with a
+	// baseline, the baseline's requests are counted apart for the slices of each. Two proxies compared
+	// this way meet the machine's moments alike, where two runs one after the other do not.
+	AltURL string
+	Slice  time.Duration
+	// Settle (with AltURL): requests scheduled in the first Settle of each slice are sent but not counted,
+	// for either target or the baseline: a proxy idle for a slice starts the next on cold caches, which
+	// steady load at the same rate never does.
+	Settle time.Duration
 }
 
 // loadResult is what one load run prints; the driver reads it back as JSON.
@@ -63,6 +73,24 @@ type loadResult struct {
 	BaseP50us    float64 `json:"base_p50_us,omitempty"`
 	BaseP99us    float64 `json:"base_p99_us,omitempty"`
 	BaseP999us   float64 `json:"base_p999_us,omitempty"`
+	// -alt-url: the second target's figures, and the baseline of its slices. With it, the figures above
+	// (baseline included) are the first target's, over its own slices, and RPS is over those slices.
+	Alt *altResult `json:"alt,omitempty"`
+}
+
+// altResult is the second target of an alternating run (-alt-url).
+type altResult struct {
+	URL          string  `json:"url"`
+	SliceMs      float64 `json:"slice_ms"`
+	Requests     uint64  `json:"requests"`
+	Dropped      uint64  `json:"dropped,omitempty"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+	P999us       float64 `json:"p999_us"`
+	BaseRequests uint64  `json:"base_requests,omitempty"`
+	BaseP50us    float64 `json:"base_p50_us,omitempty"`
+	BaseP99us    float64 `json:"base_p99_us,omitempty"`
+	BaseP999us   float64 `json:"base_p999_us,omitempty"`
 }
 
 func (r loadResult) String() string {
@@ -78,6 +106,13 @@ func (r loadResult) String() string {
 	if r.BaseRequests > 0 {
 		s += fmt.Sprintf("; baseline interleaved: %d requests, p50 %s p99 %s p99.9 %s, p99 added %s",
 			r.BaseRequests, fmtUs(r.BaseP50us), fmtUs(r.BaseP99us), fmtUs(r.BaseP999us), fmtSignedUs(r.P99us-r.BaseP99us))
+	}
+	if a := r.Alt; a != nil {
+		s += fmt.Sprintf("; alternating every %gms with %s: %d requests, p50 %s p99 %s p99.9 %s", a.SliceMs, a.URL,
+			a.Requests, fmtUs(a.P50us), fmtUs(a.P99us), fmtUs(a.P999us))
+		if a.BaseRequests > 0 {
+			s += fmt.Sprintf(", its slices' baseline p99 %s, p99 added %s", fmtUs(a.BaseP99us), fmtSignedUs(a.P99us-a.BaseP99us))
+		}
 	}
 	if r.Dropped > 0 {
 		s += fmt.Sprintf(", %d dropped", r.Dropped)
@@ -110,6 +145,9 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&cfg.Std, "std", false, "net/http's client instead of the minimal built-in one (HTTP/1.1 or h2c)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&cfg.BaselineURL, "baseline-url", "", "open loop: interleave requests to this URL (the direct upstream) at the same rate and report them as the baseline")
+	fs.StringVar(&cfg.AltURL, "alt-url", "", "open loop: a second target, given the proxied requests of every other -slice (each target at -rate in its slices; the baseline counted apart for each)")
+	fs.DurationVar(&cfg.Slice, "slice", time.Second, "with -alt-url: how long each target keeps the load before the other takes it")
+	fs.DurationVar(&cfg.Settle, "settle", 100*time.Millisecond, "with -alt-url: requests scheduled in the first part of each slice are sent but not counted (a proxy idle for a slice starts the next one cold)")
 	headers := fs.String("H", "", "extra request headers, \"Name: value\" separated by newlines or '|'")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -171,6 +209,23 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 		defer cleanupBase()
 	}
 
+	var alts []requester
+	if cfg.AltURL != "" {
+		au, err := url.Parse(cfg.AltURL)
+		if err != nil || au.Scheme != "http" || au.Host == "" || cfg.Rate <= 0 {
+			return loadResult{}, fmt.Errorf("-alt-url %q: want http://HOST:PORT/PATH, with -rate", cfg.AltURL)
+		}
+		if cfg.Slice <= 0 || cfg.Slice > cfg.Duration/2 {
+			return loadResult{}, fmt.Errorf("-slice %s: want a positive duration of at most half of -d", cfg.Slice)
+		}
+		if cfg.Settle < 0 || cfg.Settle >= cfg.Slice {
+			return loadResult{}, fmt.Errorf("-settle %s: want at least 0 and less than -slice", cfg.Settle)
+		}
+		var cleanupAlt func()
+		alts, cleanupAlt, _ = newRequesters(au, cfg)
+		defer cleanupAlt()
+	}
+
 	res := loadResult{Mode: "closed", URL: cfg.URL, Proto: proto, Conc: cfg.Conc}
 	if cfg.Rate > 0 {
 		res.Mode, res.Rate = "open", cfg.Rate
@@ -198,6 +253,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 			sched.total *= 2
 			sched.interleave = true
 		}
+		if alts != nil {
+			sched.slice, sched.settle = cfg.Slice, cfg.Settle
+		}
 		wg.Go(func() { sched.dispatch(ctx) })
 	}
 	for i := range workers {
@@ -205,6 +263,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 		w.r = reqs[i]
 		if bases != nil {
 			w.base = bases[i]
+		}
+		if alts != nil {
+			w.alt = alts[i]
 		}
 		wg.Go(func() {
 			if cfg.Rate > 0 {
@@ -221,12 +282,18 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 		elapsed = cfg.Duration
 	}
 
-	var h, lag, base histogram
+	var h, lag, base, alt, altBase histogram
+	var a altResult
 	for i := range workers {
 		w := &workers[i]
 		h.merge(&w.hist)
 		lag.merge(&w.lag)
 		base.merge(&w.baseHist)
+		alt.merge(&w.altHist)
+		altBase.merge(&w.altBaseHist)
+		a.Requests += w.altOK
+		a.BaseRequests += w.altBaseOK
+		a.Dropped += w.altDropped
 		res.BaseRequests += w.baseOK
 		res.Requests += w.ok
 		res.Errors += w.errs + w.non2xx
@@ -240,6 +307,16 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	res.Seconds = elapsed.Seconds()
 	res.RPS = float64(res.Requests) / elapsed.Seconds()
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	if alts != nil {
+		// Each target had half of the run, and counted requests in the part of each slice after Settle.
+		res.RPS *= 2 / (1 - float64(cfg.Settle)/float64(cfg.Slice))
+		a.URL, a.SliceMs = cfg.AltURL, float64(cfg.Slice)/float64(time.Millisecond)
+		a.P50us, a.P99us, a.P999us = us(alt.quantile(0.50)), us(alt.quantile(0.99)), us(alt.quantile(0.999))
+		if a.BaseRequests > 0 {
+			a.BaseP50us, a.BaseP99us, a.BaseP999us = us(altBase.quantile(0.50)), us(altBase.quantile(0.99)), us(altBase.quantile(0.999))
+		}
+		res.Alt = &a
+	}
 	res.P50us = us(h.quantile(0.50))
 	res.P90us = us(h.quantile(0.90))
 	res.P99us = us(h.quantile(0.99))
@@ -251,7 +328,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (loadResult, error) {
 	if res.BaseRequests > 0 {
 		res.BaseP50us, res.BaseP99us, res.BaseP999us = us(base.quantile(0.50)), us(base.quantile(0.99)), us(base.quantile(0.999))
 	}
-	if res.Requests == 0 && ctx.Err() == nil {
+	if (res.Requests == 0 || res.Alt != nil && res.Alt.Requests == 0) && ctx.Err() == nil {
 		return res, fmt.Errorf("no successful request: %s", res.FirstErr)
 	}
 	return res, nil
@@ -345,12 +422,19 @@ type worker struct {
 	hist     histogram // latency of successful requests, and of dropped ones (open loop)
 	baseHist histogram // latency of the baseline's successful requests
 	baseOK   uint64
-	lag      histogram // open loop: send time minus scheduled time
-	ok       uint64
-	errs     uint64
-	non2xx   uint64
-	dropped  uint64
-	firstErr error
+	// -alt-url: the second target's connection, its latencies, and the baseline's in its slices.
+	alt         requester
+	altHist     histogram
+	altOK       uint64
+	altDropped  uint64
+	altBaseHist histogram
+	altBaseOK   uint64
+	lag         histogram // open loop: send time minus scheduled time
+	ok          uint64
+	errs        uint64
+	non2xx      uint64
+	dropped     uint64
+	firstErr    error
 }
 
 func (w *worker) send(from time.Time) { w.sendTo(w.r, &w.hist, &w.ok, "", from) }
@@ -399,14 +483,20 @@ type schedule struct {
 	slots    chan slot
 	// interleave: odd slots go to the baseline.
 	interleave bool
+	// slice: with a second target, the proxied requests of every other slice of this length go to it;
+	// those scheduled in the first settle of a slice are not counted.
+	slice, settle time.Duration
 	// backlog is set when a send time came while no worker was free.
 	backlog atomic.Bool
 }
 
-// slot is one scheduled request: when, and whether it goes to the baseline.
+// slot is one scheduled request: when, whether it goes to the baseline, and whether it falls in a slice
+// of the second target.
 type slot struct {
-	at   time.Time
-	base bool
+	at        time.Time
+	base      bool
+	alt       bool
+	uncounted bool // sent, but not in the figures (the start of a slice)
 }
 
 func (s *schedule) dispatch(ctx context.Context) {
@@ -422,6 +512,11 @@ func (s *schedule) dispatch(ctx context.Context) {
 			preciseSleep(d)
 		}
 		sl := slot{at: at, base: s.interleave && i%2 == 1}
+		if s.slice > 0 {
+			t := time.Duration(i) * s.interval
+			sl.alt = (t/s.slice)%2 == 1
+			sl.uncounted = t%s.slice < s.settle
+		}
 		select {
 		case s.slots <- sl:
 		default:
@@ -445,19 +540,47 @@ func (w *worker) runOpen(s *schedule) {
 		if now.After(s.giveUp) {
 			// Never sent: it counts in the latencies with how long it had waited, a lower bound, so
 			// that an overloaded target does not look better for the requests it never saw.
-			if !sl.base {
+			switch {
+			case sl.base:
+			case sl.alt:
+				w.altDropped++
+				w.altHist.record(now.Sub(at))
+			default:
 				w.dropped++
 				w.hist.record(now.Sub(at))
 			}
 			continue
 		}
-		w.lag.record(now.Sub(at))
-		if sl.base {
-			w.sendBase(at)
+		if sl.uncounted {
+			w.sendUncounted(sl)
 			continue
 		}
-		w.send(at)
+		w.lag.record(now.Sub(at))
+		switch {
+		case sl.base && sl.alt:
+			w.sendTo(w.base, &w.altBaseHist, &w.altBaseOK, "baseline: ", at)
+		case sl.base:
+			w.sendBase(at)
+		case sl.alt:
+			w.sendTo(w.alt, &w.altHist, &w.altOK, "alt: ", at)
+		default:
+			w.send(at)
+		}
 	}
+}
+
+// sendUncounted sends a request of a slice's settling time to its target; only a failure counts.
+func (w *worker) sendUncounted(sl slot) {
+	var hist histogram
+	var ok uint64
+	r, label := w.r, ""
+	switch {
+	case sl.base:
+		r, label = w.base, "baseline: "
+	case sl.alt:
+		r, label = w.alt, "alt: "
+	}
+	w.sendTo(r, &hist, &ok, label, sl.at)
 }
 
 // sendBase sends a baseline request.

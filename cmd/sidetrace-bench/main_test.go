@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strings"
@@ -258,6 +259,81 @@ func TestLoad_OpenLoop_BaselineInterleaved(t *testing.T) {
 	}
 	if _, err := runLoad(context.Background(), loadConfig{URL: slow.URL + "/", BaselineURL: "http://" + fast + "/", Duration: d}); err == nil {
 		t.Error("a baseline without -rate: no error; want one")
+	}
+}
+
+// With a second target, the proxied requests alternate between the two slice by slice, each at the rate in
+// its slices, and the interleaved baseline is reported for the slices of each: a second target 5ms slower
+// shows about 5ms more than the first, which is not slowed.
+func TestLoad_OpenLoop_AlternatesTargets(t *testing.T) {
+	noLeaks(t)
+	fast := startUpstream(t, 1024)
+	var slowAt []time.Time // when the slow target got each request
+	var mu sync.Mutex
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		slowAt = append(slowAt, time.Now())
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		w.Write(make([]byte, 1024))
+	}))
+	defer slow.Close()
+	const rate, d, slice = 200, time.Second, 100 * time.Millisecond
+	start := time.Now()
+	res, err := runLoad(context.Background(), loadConfig{URL: "http://" + fast + "/", AltURL: slow.URL + "/", Slice: slice,
+		BaselineURL: "http://" + fast + "/", Rate: rate, Duration: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Alt == nil {
+		t.Fatal("no alt result")
+	}
+	half := uint64(rate * d.Seconds() / 2)
+	for name, got := range map[string]uint64{"first": res.Requests, "second": res.Alt.Requests, "first's baseline": res.BaseRequests, "second's baseline": res.Alt.BaseRequests} {
+		if got < half*9/10 || got > half {
+			t.Errorf("%s: %d requests; want %d (at least 90%% of it)", name, got, half)
+		}
+	}
+	if res.RPS < rate*0.9 || res.RPS > rate*1.1 {
+		t.Errorf("first target's rate over its slices: %g req/s; want about %d", res.RPS, rate)
+	}
+	if res.P50us >= 5000 || res.Alt.P50us < 5000 || res.BaseP50us >= 5000 || res.Alt.BaseP50us >= 5000 {
+		t.Errorf("p50s: first %gµs (p99 %gµs), second %gµs, baselines %gµs and %gµs; want only the second's at 5ms or more",
+			res.P50us, res.P99us, res.Alt.P50us, res.BaseP50us, res.Alt.BaseP50us)
+	}
+	// The slow target got requests in every other slice only: none well into a first target's slice (the
+	// allowance covers the send lag and the connections dialled before the schedule starts).
+	mu.Lock()
+	defer mu.Unlock()
+	for _, at := range slowAt {
+		if off := at.Sub(start) % (2 * slice); off >= 25*time.Millisecond && off < slice {
+			t.Errorf("the second target got a request %s into a %s cycle; want it in the second %s only", off, 2*slice, slice)
+			break
+		}
+	}
+	// With the first half of each slice settling, half of each target's requests count, at the same rate.
+	res, err = runLoad(context.Background(), loadConfig{URL: "http://" + fast + "/", AltURL: "http://" + fast + "/", Slice: slice,
+		Settle: slice / 2, BaselineURL: "http://" + fast + "/", Rate: rate, Duration: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]uint64{"first": res.Requests, "second": res.Alt.Requests, "first's baseline": res.BaseRequests, "second's baseline": res.Alt.BaseRequests} {
+		if got < half/2*9/10 || got > half/2 {
+			t.Errorf("settling: %s: %d requests counted; want %d (at least 90%% of it)", name, got, half/2)
+		}
+	}
+	if res.RPS < rate*0.9 || res.RPS > rate*1.1 {
+		t.Errorf("settling: first target's rate over its counted time: %g req/s; want about %d", res.RPS, rate)
+	}
+	for _, cfg := range []loadConfig{
+		{URL: "http://" + fast + "/", AltURL: slow.URL + "/", Slice: slice, Settle: slice, Rate: rate, Duration: d}, // settles the whole slice
+		{URL: "http://" + fast + "/", AltURL: slow.URL + "/", Slice: slice, Duration: d},                            // no rate
+		{URL: "http://" + fast + "/", AltURL: slow.URL + "/", Slice: d, Rate: rate, Duration: d},                    // slice over half of -d
+		{URL: "http://" + fast + "/", AltURL: "ftp://x/", Slice: slice, Rate: rate, Duration: d},                    // not http
+	} {
+		if _, err := runLoad(context.Background(), cfg); err == nil {
+			t.Errorf("%+v: no error; want one", cfg)
+		}
 	}
 }
 
@@ -589,5 +665,49 @@ func TestCountSpans_AgreesWithADecode(t *testing.T) {
 	}
 	if _, err := countSpans(pb[:len(pb)-3]); err == nil {
 		t.Error("countSpans of a truncated request: nil error; want one")
+	}
+}
+
+// A paired run starts nginx and the stand-in proxy side by side and alternates the load between them:
+// its table has both added latencies and their difference. Needs nginx (Debian's nginx-light, which
+// .ci/run installs).
+func TestRun_PairedWithNginx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and generates load for a few seconds")
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Skip("nginx not installed (apt-get install nginx-light)")
+	}
+	noLeaks(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SIDETRACE_BENCH_STANDIN", "1")
+	t.Setenv("BENCH_QUICK", "")
+	var stdout, stderr bytes.Buffer
+	args := []string{"run", "-sidetrace", self, "-scenarios", "nginx,sidetrace", "-paired", "sidetrace",
+		"-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-max-rounds", "1", "-max-foreign", "100",
+		"-rates", "", "-paired-rate", "200", "-paired-d", "1s", "-slice", "100ms", "-settle", "20ms", "-no-pin"}
+	if code := runMain(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	var row []string
+	for line := range strings.Lines(out) {
+		if strings.HasPrefix(line, "| sidetrace | 1 | ") && strings.Contains(line, " / ") {
+			row = strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		}
+	}
+	if len(row) != 6 {
+		t.Fatalf("no paired row for sidetrace in:\n%s", out)
+	}
+	for i, c := range row[2:] {
+		if c = strings.TrimSpace(c); c == "–" || c == "" {
+			t.Errorf("paired row cell %d is empty: %q, in:\n%s", i+2, row, out)
+		}
+	}
+	if !strings.Contains(out, "Side by side with nginx") || !strings.Contains(stderr.String(), "nginx|sidetrace open") {
+		t.Errorf("want the paired table and the paired run's progress line; stdout:\n%s\nstderr:\n%s", out, stderr.String())
 	}
 }

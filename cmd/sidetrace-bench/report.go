@@ -268,6 +268,8 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		}
 	}
 
+	r.writePaired(&b)
+
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Machine: %s. ", r.Machine)
 	if cfg.Pin {
@@ -342,4 +344,54 @@ func fmtSignedUs(us float64) string {
 		return "−" + fmtUs(-us)
 	}
 	return "+" + fmtUs(us)
+}
+
+// pairedFigures are a paired run's added latencies: nginx's and the scenario's p99 over the direct p99 of
+// their own slices. ok is false for a run disturbed by other processes or without a baseline.
+func pairedFigures(p pairedRun, maxForeign float64) (nginx, scenario float64, ok bool) {
+	l := p.Load
+	if p.Foreign*100 > maxForeign || l.Alt == nil || l.BaseRequests == 0 || l.Alt.BaseRequests == 0 {
+		return 0, 0, false
+	}
+	return l.P99us - l.BaseP99us, l.Alt.P99us - l.Alt.BaseP99us, true
+}
+
+// writePaired prints the paired runs: each scenario side by side with nginx, the load alternating.
+func (r *report) writePaired(b *strings.Builder) {
+	if len(r.Paired) == 0 {
+		return
+	}
+	cfg := r.Config
+	d := cfg.PairedD
+	if d <= 0 {
+		d = cfg.Duration
+	}
+	fmt.Fprintf(b, "\nSide by side with nginx: both proxies running on the proxy CPU, the open-loop load at %g req/s switching between them every %s for %s (each gets %g req/s in its slices; what is scheduled in the first %s of a slice, when the proxy taking over is cold, is sent but not counted), direct requests interleaved throughout; each proxy's p99 added is over the direct p99 of its own slices. Alternating within one run puts both proxies in the same moments of the machine, which separate runs are not: the difference is the latency target's figure (median over the rounds, and range).\n\n",
+		cfg.PairedRate, cfg.Slice, d, cfg.PairedRate, cfg.Settle)
+	b.WriteString("| scenario | runs | p99 nginx / scenario | p99 added, nginx | p99 added, scenario | scenario minus nginx |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|\n")
+	for _, name := range cfg.Scenarios {
+		runs, ok := r.Paired[name]
+		if !ok {
+			continue
+		}
+		var ngx, sc, diffs, p99n, p99s []float64
+		dropped := 0
+		for _, p := range runs {
+			n, s, ok := pairedFigures(p, cfg.MaxForeign)
+			if !ok {
+				dropped++
+				continue
+			}
+			ngx, sc, diffs = append(ngx, n), append(sc, s), append(diffs, s-n)
+			p99n, p99s = append(p99n, p.Load.P99us), append(p99s, p.Load.Alt.P99us)
+		}
+		cells := []string{"–", "–", "–"}
+		p99 := "–"
+		if len(diffs) > 0 {
+			cells = []string{fmtSignedUs(median(ngx)), fmtSignedUs(median(sc)), diffCell(diffs)}
+			p99 = fmtUs(median(p99n)) + " / " + fmtUs(median(p99s))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", name, runsCell(summary{runs: len(diffs), dropped: dropped, disturbed: len(diffs) == 0}), p99, cells[0], cells[1], cells[2])
+	}
 }

@@ -118,3 +118,44 @@ func TestReport_VsNginx(t *testing.T) {
 		}
 	}
 }
+
+// The paired table gives, per scenario run side by side with nginx, both added latencies and their
+// difference round by round, leaving out disturbed runs.
+func TestReport_Paired(t *testing.T) {
+	// One paired run: nginx's p99 and the scenario's, over direct p99s of 300µs and 320µs in their slices.
+	p := func(round int, ngxP99, scP99, foreign float64) pairedRun {
+		l := loadResult{Mode: "open", Rate: 1000, Requests: 5000, P99us: ngxP99, BaseRequests: 5000, BaseP99us: 300,
+			Alt: &altResult{Requests: 5000, P99us: scP99, BaseRequests: 5000, BaseP99us: 320}}
+		return pairedRun{Round: round, Load: l, Foreign: foreign}
+	}
+	r := &report{
+		Config: runConfig{Scenarios: []string{"nginx", "sidetrace", "sidetrace-plugins"}, MaxForeign: 10,
+			PairedRate: 1000, Slice: time.Second, Settle: 100 * time.Millisecond, Duration: 20 * time.Second},
+		Results: map[string][]measurement{},
+		Paired: map[string][]pairedRun{
+			// Added: nginx +500, +400, +600; sidetrace +480, +500, +400: differences −20, +100, −200.
+			"sidetrace": {p(1, 800, 800, 0), p(2, 700, 820, 0), p(3, 900, 720, 0.02)},
+			// The third round disturbed: left out.
+			"sidetrace-plugins": {p(1, 800, 900, 0), p(2, 700, 700, 0), p(3, 800, 5000, 0.5)},
+		},
+		Rounds: 3,
+	}
+	var b strings.Builder
+	if err := r.writeMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"switching between them every 1s for 20s",
+		"in the first 100ms of a slice",
+		"| sidetrace | 3 | 800µs / 800µs | +500µs | +480µs | −20µs (−200µs to +100µs) |",
+		"| sidetrace-plugins | 2 (+1 dropped) | 750µs / 800µs | +450µs | +480µs | +30µs (−20µs to +80µs) |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "| nginx | ") {
+		t.Errorf("nginx has no paired row of its own, in:\n%s", out)
+	}
+}

@@ -45,6 +45,14 @@ type runConfig struct {
 	Nice         int    // niceness of every process of the benchmark; negative favours it over the rest of the machine
 	JSONOut      string // file for the raw measurements
 	Quick        bool
+	// Paired runs: nginx and each of these scenarios run side by side on the proxy CPUs, the open-loop
+	// load at PairedRate switching between them every Slice (load -alt-url), so that their added
+	// latencies come from the same moments. Once per round, when nginx is among the scenarios.
+	Paired     []string
+	PairedRate float64       // 0: no paired runs
+	PairedD    time.Duration // Duration when zero
+	Slice      time.Duration
+	Settle     time.Duration // the start of each slice, not counted
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,6 +95,11 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	noPin := fs.Bool("no-pin", false, "do not pin processes to CPUs")
 	fs.IntVar(&cfg.Nice, "nice", 0, "run every process of the benchmark with this niceness (e.g. -10, as root, on a shared machine)")
 	fs.StringVar(&cfg.JSONOut, "json", "", "also write every measurement to this file as JSON")
+	paired := fs.String("paired", "sidetrace,sidetrace-plugins", "scenarios also measured side by side with nginx, the load alternating between the two (with nginx among -scenarios; empty: none)")
+	fs.Float64Var(&cfg.PairedRate, "paired-rate", 1000, "open-loop rate of the paired runs, in req/s (0: none)")
+	fs.DurationVar(&cfg.PairedD, "paired-d", 0, "duration of each paired run, half of it for each proxy (default -d)")
+	fs.DurationVar(&cfg.Slice, "slice", time.Second, "paired runs: how long one proxy keeps the load before the other takes it")
+	fs.DurationVar(&cfg.Settle, "settle", 100*time.Millisecond, "paired runs: requests in the first part of each slice are sent but not counted (a proxy idle for a slice starts the next one cold)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +110,11 @@ BENCH_REQUIRE_NGINX=1: fail instead of skipping the nginx row when nginx is miss
 	for s := range strings.SplitSeq(*scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.Scenarios = append(cfg.Scenarios, s)
+		}
+	}
+	for s := range strings.SplitSeq(*paired, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Paired = append(cfg.Paired, s)
 		}
 	}
 	for s := range strings.SplitSeq(*rates, ",") {
@@ -193,6 +211,7 @@ type report struct {
 	Machine string                   `json:"machine"`
 	Skipped map[string]string        `json:"skipped,omitempty"` // scenario: why
 	Results map[string][]measurement `json:"results"`
+	Paired  map[string][]pairedRun   `json:"paired,omitempty"` // scenario: its runs side by side with nginx
 	Rounds  int                      `json:"rounds"`
 	Elapsed time.Duration            `json:"elapsed_ns"`
 }
@@ -321,6 +340,9 @@ func runBench(ctx context.Context, cfg runConfig, progress io.Writer) (*report, 
 			}
 			rep.Results[sc.name] = append(rep.Results[sc.name], m)
 		}
+		if err := runPaired(ctx, e, scs, round, rep, progress); err != nil {
+			return nil, err
+		}
 		rep.Rounds = round
 	}
 	rep.Elapsed = time.Since(began)
@@ -415,6 +437,85 @@ func measure(ctx context.Context, e *env, sc scenario, round int) (measurement, 
 	return m, nil
 }
 
+// pairedRun is one paired run: nginx (the load's first target) and a sidetrace scenario (its second),
+// the load alternating between them.
+type pairedRun struct {
+	Round   int        `json:"round"`
+	Load    loadResult `json:"load"`
+	Foreign float64    `json:"foreign_cpu"`
+}
+
+// runPaired measures each of the paired scenarios side by side with nginx, once, when nginx runs.
+func runPaired(ctx context.Context, e *env, scs []scenario, round int, rep *report, progress io.Writer) error {
+	i := slices.IndexFunc(scs, func(sc scenario) bool { return sc.name == "nginx" })
+	if i < 0 || e.cfg.PairedRate <= 0 {
+		return nil
+	}
+	for _, sc := range scs {
+		if sc.h2c || !slices.Contains(e.cfg.Paired, sc.name) || sc.name == "nginx" {
+			continue
+		}
+		p, err := measurePaired(ctx, e, scs[i], sc, round)
+		if err != nil {
+			return fmt.Errorf("round %d, nginx paired with %s: %w", round, sc.name, err)
+		}
+		fmt.Fprintf(progress, "round %d nginx|%s %s; other processes %.0f%% CPU\n", round, sc.name, p.Load, p.Foreign*100)
+		if rep.Paired == nil {
+			rep.Paired = map[string][]pairedRun{}
+		}
+		rep.Paired[sc.name] = append(rep.Paired[sc.name], p)
+	}
+	return nil
+}
+
+// measurePaired starts a and b side by side, warms each up, and runs the open-loop load at the paired
+// rate, alternating between them with direct requests interleaved.
+func measurePaired(ctx context.Context, e *env, a, b scenario, round int) (pairedRun, error) {
+	p := pairedRun{Round: round}
+	ta, err := a.start(ctx, e)
+	if err != nil {
+		return p, err
+	}
+	defer ta.stop()
+	tb, err := b.start(ctx, e)
+	if err != nil {
+		return p, err
+	}
+	defer tb.stop()
+	if e.cfg.Warmup > 0 {
+		for _, t := range []*target{ta, tb} {
+			if _, _, err := runLoadChild(ctx, e, []string{"-url", t.url, "-c", strconv.Itoa(e.cfg.Conc), "-d", e.cfg.Warmup.String()}); err != nil {
+				return p, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+	d := e.cfg.PairedD
+	if d <= 0 {
+		d = e.cfg.Duration
+	}
+	before, err := e.usage(ta.proc, tb.proc)
+	if err != nil {
+		return p, err
+	}
+	res, loadCPU, err := runLoadChild(ctx, e, []string{"-url", ta.url, "-alt-url", tb.url, "-slice", e.cfg.Slice.String(), "-settle", e.cfg.Settle.String(),
+		"-baseline-url", "http://" + e.upstream + "/", "-c", strconv.Itoa(e.cfg.OpenConc),
+		"-rate", strconv.FormatFloat(e.cfg.PairedRate, 'f', -1, 64), "-d", d.String()})
+	if err != nil {
+		return p, err
+	}
+	for _, t := range []*target{ta, tb} {
+		if t.proc != nil && t.proc.exited() {
+			return p, t.proc.failure()
+		}
+	}
+	after, err := e.usage(ta.proc, tb.proc)
+	if err != nil {
+		return p, err
+	}
+	p.Load, p.Foreign = res, after.foreignSince(before, loadCPU)
+	return p, errors.Join(ta.stop(), tb.stop())
+}
+
 // usageSnapshot is the CPU time used so far by the machine and by the benchmark's own processes.
 type usageSnapshot struct {
 	hostBusy, hostTotal uint64    // ticks, all CPUs, from /proc/stat
@@ -422,11 +523,14 @@ type usageSnapshot struct {
 	proxy               procUsage // the proxy under test, zero without one
 }
 
-func (e *env) usage(proxy *child) (usageSnapshot, error) {
+// usage reads the machine's CPU time and the benchmark's; proxies are the proxies under test (nil: none),
+// the first of which is also read on its own.
+func (e *env) usage(proxies ...*child) (usageSnapshot, error) {
 	var s usageSnapshot
 	var err error
+	proxies = slices.DeleteFunc(slices.Clone(proxies), func(c *child) bool { return c == nil })
 	cpus := e.loadCPUs // nil when not pinned: the whole machine
-	if proxy != nil && cpus != nil {
+	if len(proxies) > 0 && cpus != nil {
 		cpus = append(slices.Clone(cpus), e.proxyCPUs...)
 	}
 	if s.hostBusy, s.hostTotal, err = readHostCPU(cpus); err != nil {
@@ -437,11 +541,15 @@ func (e *env) usage(proxy *child) (usageSnapshot, error) {
 			s.ours += u.CPUTicks
 		}
 	}
-	if proxy != nil {
-		if s.proxy, err = readProcUsage(proxy.pid()); err != nil {
+	for i, c := range proxies {
+		u, err := readProcUsage(c.pid())
+		if err != nil {
 			return s, err
 		}
-		s.ours += s.proxy.CPUTicks
+		if i == 0 {
+			s.proxy = u
+		}
+		s.ours += u.CPUTicks
 	}
 	return s, nil
 }
