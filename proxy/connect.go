@@ -47,9 +47,9 @@ func (h *hop) connect(w http.ResponseWriter, r *http.Request) {
 	outcome := OutcomeCompleted
 	defer func() {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(status), AttrTunnelBytesUp.Int64(up), AttrTunnelBytesDown.Int64(down), AttrOutcome.String(outcome))
+		sc := span.SpanContext() // before the end, after which the export may reuse the span
 		span.End()
 		if l := h.p.opts.AccessLog; l != nil {
-			sc := span.SpanContext()
 			l.Info("request", "hop", "egress", "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
 				"correlation_id", correlation, "method", r.Method, "path", r.Host, "status", status,
 				"duration_ms", float64(time.Since(start))/float64(time.Millisecond), "bytes", down, "outcome", outcome)

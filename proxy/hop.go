@@ -439,6 +439,8 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	span.SetAttributes(attrs...)
 	h.p.attrs.put(x.attrBuf, attrs) // the SDK copied them
 	x.attrs, x.attrBuf = nil, nil
+	// Read before the end: an ended span belongs to the export, which may reuse it (telemetry's Recycle).
+	sc := span.SpanContext()
 	if e, ok := span.(endAter); ok {
 		e.EndAt(end)
 	} else {
@@ -447,7 +449,6 @@ func (h *hop) finish(ctx context.Context, r *http.Request, x *exchange, outcome 
 	}
 
 	if l := h.p.opts.AccessLog; l != nil {
-		sc := span.SpanContext()
 		l.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("hop", hopName(h.kind)),
 			slog.String("trace_id", sc.TraceID().String()),

@@ -36,6 +36,10 @@ type ProcessorOptions struct {
 	ExportTimeout time.Duration // time allowed for one export call
 	Hook          SpanHook      // optional
 	Logger        *slog.Logger
+	// Recycle: the exporter keeps nothing of a span once ExportSpans returns (the OTLP exporter encodes the
+	// batch before sending it), so the exported spans of sidetrace's tracer are handed back to it for reuse.
+	// Not for an exporter that keeps spans (a test's in-memory one, say).
+	Recycle bool
 }
 
 // Processor is an sdktrace.SpanProcessor with a bounded queue: OnEnd never waits for it, and when the queue is
@@ -237,10 +241,21 @@ func (p *Processor) exportPending(all bool) {
 	}
 }
 
+// recycler is a span of sidetrace's tracer, reusable once exported.
+type recycler interface{ recycle() }
+
 func (p *Processor) export(batch []sdktrace.ReadOnlySpan) {
 	ctx, cancel := context.WithTimeout(p.base, p.opts.ExportTimeout)
 	defer cancel()
-	if err := p.exporter.ExportSpans(ctx, batch); err != nil {
+	err := p.exporter.ExportSpans(ctx, batch)
+	if p.opts.Recycle {
+		for _, s := range batch {
+			if r, ok := s.(recycler); ok {
+				r.recycle()
+			}
+		}
+	}
+	if err != nil {
 		p.failed.Add(uint64(len(batch)))
 		p.opts.Logger.Warn("span export failed", "spans", len(batch), "error", err)
 		return

@@ -81,6 +81,7 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 		ExportTimeout: time.Duration(t.TimeoutMillis) * time.Millisecond,
 		Hook:          opts.Hook,
 		Logger:        opts.Logger,
+		Recycle:       store == nil, // the OTLP exporter keeps nothing; the store converts spans, but tests read them back
 	})
 	sampler := opts.Sampler
 	if sampler == nil {
