@@ -67,12 +67,13 @@ fuzz:
 ## plugins, over h2c; the plugins side by side with nginx at 1000 requests/s), then the hot-path micro-benchmarks. BENCH_QUICK=1 for a smoke run; BENCH_FLAGS for more
 ## sidetrace-bench flags (e.g. -nice -10 on a shared machine).
 BENCH_SCENARIOS ?= direct,nginx,sidetrace-off,sidetrace,sidetrace-plugins,sidetrace-plugins-go,direct-h2c,sidetrace-h2c
+BENCH_PAIRED_D ?= $(if $(filter 1,$(BENCH_QUICK)),2s,12s)
 bench: build plugins
 	@command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { echo "installing nginx-light for the comparison row"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }; } || \
 	  echo "nginx is missing (apt-get install nginx-light): its row is skipped"
 	$(GO) build -o $(BIN)/sidetrace-bench ./cmd/sidetrace-bench
-	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m -paired sidetrace-plugins -paired-d 12s \
+	$(BIN)/sidetrace-bench run -sidetrace $(BIN)/sidetrace -scenarios $(BENCH_SCENARIOS) -budget 7m -paired sidetrace-plugins -paired-d $(BENCH_PAIRED_D) \
 	  -plugins-env SIDETRACE_PLUGINS_FILE=bench/plugins.json -plugins-go-env SIDETRACE_PLUGINS_FILE=bench/plugins-go.json $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms ./proxy/... ./propagators/ ./internal/sampling/ ./internal/telemetry/ ./plugins/
 
