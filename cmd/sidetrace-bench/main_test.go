@@ -563,12 +563,10 @@ func TestRunMain_UsageAndUnknownCommand(t *testing.T) {
 	}
 }
 
-// TestRun_DirectAndStandInProxy runs the whole driver, with this test binary standing in for
-// sidetrace, and checks the table has a sane row per scenario.
-func TestRun_DirectAndStandInProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes and generates load for a few seconds")
-	}
+// runStandIn runs the driver, unpinned, one round of short runs, with this test binary standing in for
+// sidetrace, and returns what it printed: the tables and the progress lines.
+func runStandIn(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
 	noLeaks(t)
 	self, err := os.Executable()
 	if err != nil {
@@ -576,14 +574,22 @@ func TestRun_DirectAndStandInProxy(t *testing.T) {
 	}
 	t.Setenv("SIDETRACE_BENCH_STANDIN", "1")
 	t.Setenv("BENCH_QUICK", "")
-	var stdout, stderr bytes.Buffer
-	args := []string{"run", "-sidetrace", self, "-scenarios", "direct,sidetrace-off,sidetrace",
-		"-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-max-rounds", "1", "-max-foreign", "100",
-		"-rates", "200", "-no-pin"}
-	if code := runMain(context.Background(), args, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	var out, progress bytes.Buffer
+	args = append([]string{"run", "-sidetrace", self, "-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1",
+		"-max-rounds", "1", "-max-foreign", "100", "-no-pin"}, args...)
+	if code := runMain(context.Background(), args, &out, &progress); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, progress.String())
 	}
-	out := stdout.String()
+	return out.String(), progress.String()
+}
+
+// TestRun_DirectAndStandInProxy runs the whole driver, with this test binary standing in for
+// sidetrace, and checks the table has a sane row per scenario.
+func TestRun_DirectAndStandInProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and generates load for a few seconds")
+	}
+	out, _ := runStandIn(t, "-scenarios", "direct,sidetrace-off,sidetrace", "-rates", "200")
 	// Rows by table (closed, open) and scenario.
 	rows := map[string][]string{}
 	table := ""
@@ -678,21 +684,8 @@ func TestRun_PairedWithNginx(t *testing.T) {
 	if _, err := exec.LookPath("nginx"); err != nil {
 		t.Skip("nginx not installed (apt-get install nginx-light)")
 	}
-	noLeaks(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SIDETRACE_BENCH_STANDIN", "1")
-	t.Setenv("BENCH_QUICK", "")
-	var stdout, stderr bytes.Buffer
-	args := []string{"run", "-sidetrace", self, "-scenarios", "nginx,sidetrace", "-paired", "sidetrace",
-		"-c", "4", "-d", "300ms", "-warmup", "100ms", "-rounds", "1", "-max-rounds", "1", "-max-foreign", "100",
-		"-rates", "", "-paired-rate", "200", "-paired-d", "1s", "-slice", "100ms", "-settle", "20ms", "-no-pin"}
-	if code := runMain(context.Background(), args, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
-	}
-	out := stdout.String()
+	out, progress := runStandIn(t, "-scenarios", "nginx,sidetrace", "-paired", "sidetrace", "-rates", "",
+		"-paired-rate", "200", "-paired-d", "1s", "-slice", "100ms", "-settle", "20ms")
 	var row []string
 	for line := range strings.Lines(out) {
 		if strings.HasPrefix(line, "| sidetrace | 1 | ") && strings.Contains(line, " / ") {
@@ -707,7 +700,7 @@ func TestRun_PairedWithNginx(t *testing.T) {
 			t.Errorf("paired row cell %d is empty: %q, in:\n%s", i+2, row, out)
 		}
 	}
-	if !strings.Contains(out, "Side by side with nginx") || !strings.Contains(stderr.String(), "nginx|sidetrace open") {
-		t.Errorf("want the paired table and the paired run's progress line; stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	if !strings.Contains(out, "Side by side with nginx") || !strings.Contains(progress, "nginx|sidetrace open") {
+		t.Errorf("want the paired table and the paired run's progress line; stdout:\n%s\nstderr:\n%s", out, progress)
 	}
 }
