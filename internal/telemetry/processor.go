@@ -37,8 +37,9 @@ type ProcessorOptions struct {
 	Hook          SpanHook      // optional
 	Logger        *slog.Logger
 	// Recycle: the exporter keeps nothing of a span once ExportSpans returns (the OTLP exporter encodes the
-	// batch before sending it), so the exported spans of sidetrace's tracer are handed back to it for reuse.
-	// Not for an exporter that keeps spans (a test's in-memory one, say).
+	// batch before sending it, the store converts each span into one of its own), so the exported spans of
+	// sidetrace's tracer are handed back to it for reuse. Not for an exporter that keeps the spans it is
+	// given (a test's in-memory one, say).
 	Recycle bool
 }
 

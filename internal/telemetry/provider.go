@@ -81,7 +81,7 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 		ExportTimeout: time.Duration(t.TimeoutMillis) * time.Millisecond,
 		Hook:          opts.Hook,
 		Logger:        opts.Logger,
-		Recycle:       store == nil, // the OTLP exporter keeps nothing; the store converts spans, but tests read them back
+		Recycle:       true, // both exporters copy what they need: the OTLP one into its encoding, the store into its own spans
 	})
 	sampler := opts.Sampler
 	if sampler == nil {

@@ -322,7 +322,6 @@ func (s *span) EndAt(ts time.Time) {
 	s.finish(ts)
 }
 
-// finish ends the span at end and hands it to the processor; s.mu is held, and released.
 // recycle clears an exported span and keeps it for the tracer's next span. Only the processor calls it, once
 // the exporter has read the span and kept nothing of it; the hop that ended the span holds it no longer.
 func (s *span) recycle() {
@@ -331,6 +330,7 @@ func (s *span) recycle() {
 	t.spans.Put(s)
 }
 
+// finish ends the span at end and hands it to the processor; s.mu is held, and released.
 func (s *span) finish(end time.Time) {
 	if s.taskEnd != nil {
 		s.mu.Unlock()
